@@ -1,0 +1,123 @@
+"""``crawlsift``: the command line.
+
+    crawlsift run [--input GLOB ...] [--output DIR] [--config pipeline.yaml] [--stages a,b,c]
+                  [--format jsonl|parquet|warc|wet] [--address ADDR] [--overwrite]
+    crawlsift sample --output DIR [--docs N] [--seed S]
+    crawlsift stages
+    crawlsift bench [...]
+
+Errors in the config or the inputs are one line on stderr and exit status 2, before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cluster.config import ConfigError, build_config, load_yaml, stage_catalogue
+
+SAMPLE_DIR = "crawlsift-sample"
+SAMPLE_OUTPUT = "crawlsift-out"
+SAMPLE_DOCS = 5000
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crawlsift", description="Streaming filters for LLM training data on Ray.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a pipeline (no arguments: the bundled sample corpus)")
+    run.add_argument("--input", action="append", metavar="GLOB", help="input path, glob or URI (repeatable)")
+    run.add_argument("--output", metavar="DIR", help="output directory or URI")
+    run.add_argument("--config", metavar="YAML", help="pipeline config file")
+    run.add_argument("--stages", metavar="A,B,C", help="run these stages with their defaults (overrides the config's)")
+    run.add_argument("--format", choices=["auto", "jsonl", "parquet", "warc", "wet"], help="input format (default: auto)")
+    run.add_argument("--batch-size", type=int, help="documents per batch (default 10000)")
+    run.add_argument("--address", help="join this Ray cluster ('auto' or ray://host:10001) instead of starting one")
+    run.add_argument("--overwrite", action="store_true", help="discard a previous run in --output instead of resuming it")
+    run.add_argument("--quiet", action="store_true", help="no progress line")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+
+    sample = sub.add_parser("sample", help="write the synthetic mixed-quality sample crawl")
+    sample.add_argument("--output", required=True, metavar="DIR")
+    sample.add_argument("--docs", type=int, default=SAMPLE_DOCS)
+    sample.add_argument("--seed", type=int, default=0)
+
+    sub.add_parser("stages", help="list the registered stages and their parameters")
+
+    bench = sub.add_parser("bench", help="throughput benchmarks (same as python -m bench)")
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "sample":
+            return _sample(args.output, args.docs, args.seed)
+        if args.command == "stages":
+            print(json.dumps(stage_catalogue(), indent=2, default=str))
+            return 0
+        if args.command == "bench":
+            from bench.__main__ import main as bench_main
+
+            return bench_main(args.rest)
+    except ConfigError as exc:
+        print(f"crawlsift: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("crawlsift: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _sample(output: str, docs: int, seed: int) -> int:
+    from ingest.sample import write_sample
+
+    manifest = write_sample(output, docs=docs, seed=seed)
+    print(f"wrote {manifest['documents']:,} documents (+{manifest.get('corrupt_records', 0)} corrupt records) to {output}")
+    return 0
+
+
+def _run(args) -> int:
+    from cluster.run import account_table, run_pipeline
+
+    data = load_yaml(args.config) if args.config else {}
+    inputs, output = args.input, args.output
+    if not args.config and not inputs:
+        # No arguments: the bundled sample, generated on first use.
+        if not Path(SAMPLE_DIR, "labels.jsonl").exists():
+            print(f"generating the sample corpus in {SAMPLE_DIR}/ ...", file=sys.stderr)
+            _sample(SAMPLE_DIR, SAMPLE_DOCS, 0)
+        inputs = [f"{SAMPLE_DIR}/*.jsonl.gz", f"{SAMPLE_DIR}/*.warc.gz"]
+        output = output or SAMPLE_OUTPUT
+    if args.batch_size is not None:
+        data = {**data, "batch_size": args.batch_size}
+    config = build_config(
+        data,
+        inputs=inputs,
+        output=output,
+        stages=[s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None,
+        input_format=args.format,
+        address=args.address,
+    )
+    if not args.quiet:
+        print(
+            f"crawlsift: {len(config.files)} input file(s) -> {config.output}; stages: "
+            f"{', '.join(s.name for s in config.stages) or '(none)'}",
+            file=sys.stderr,
+        )
+    summary = run_pipeline(config, progress=not args.quiet, overwrite=args.overwrite)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(account_table(summary))
+        print(f"\noutput: {config.output}/kept, rejected, errors.jsonl, summary.json, report.html")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

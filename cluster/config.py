@@ -1,0 +1,236 @@
+"""The pipeline config: one YAML file or the equivalent CLI flags, validated before any work.
+
+```yaml
+input:  {paths: [data/*.jsonl.gz], format: auto, text_field: text, id_field: id}
+output: {path: out/}
+stages:
+  - length: {min_chars: 1}
+batch_size: 10000
+parallelism: null        # concurrent read tasks; null = one per CPU in the cluster
+ray: {address: null}     # null = start a local Ray; "auto" or ray://host:10001 joins a cluster
+```
+
+Every problem is a ``ConfigError`` whose message is one line naming the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from cluster.registry import STAGES, stage_class
+from filters.base import Stage
+from ingest.readers import FORMATS, InputError, InputFile, InputSpec, resolve_inputs
+
+DEFAULT_STAGES = ("length",)
+TOP_KEYS = {"input", "output", "stages", "batch_size", "parallelism", "ray"}
+
+
+class ConfigError(ValueError):
+    """A bad config: the message is the one line the user sees."""
+
+
+@dataclass
+class PipelineConfig:
+    input: InputSpec
+    output: str
+    stages: list[Stage]
+    batch_size: int = 10_000
+    parallelism: int | None = None
+    ray_address: str | None = None
+    files: list[InputFile] = field(default_factory=list)
+
+    def fingerprint(self) -> str:
+        """What must match for a rerun to resume rather than mix two different runs' outputs."""
+        body = {
+            "input": dataclasses.asdict(self.input) | {"paths": None},
+            "stages": [[s.name, s.params()] for s in self.stages],
+            "batch_size": self.batch_size,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def describe(self) -> dict:
+        return {
+            "input": dataclasses.asdict(self.input),
+            "output": self.output,
+            "stages": [{s.name: s.params()} for s in self.stages],
+            "batch_size": self.batch_size,
+            "parallelism": self.parallelism,
+        }
+
+
+def load_yaml(path: str) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def build_config(
+    data: dict,
+    *,
+    inputs: list[str] | None = None,
+    output: str | None = None,
+    stages: list[str] | None = None,
+    input_format: str | None = None,
+    address: str | None = None,
+    resolve: bool = True,
+) -> PipelineConfig:
+    """Validate a config mapping, with CLI flags taking precedence, into a PipelineConfig."""
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise ConfigError(f"unknown key {sorted(unknown)[0]!r} at top level (expected one of: {', '.join(sorted(TOP_KEYS))})")
+
+    input_data = dict(_mapping(data.get("input", {}), "input"))
+    if inputs:
+        input_data["paths"] = list(inputs)
+    if input_format:
+        input_data["format"] = input_format
+    paths = input_data.get("paths")
+    if isinstance(paths, str):
+        paths = [paths]
+    if not paths:
+        raise ConfigError("no input: give input.paths in the config or --input")
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise ConfigError("input.paths must be a list of paths or globs")
+    input_data["paths"] = tuple(paths)
+    spec = _dataclass_from(InputSpec, input_data, "input")
+    if spec.format not in FORMATS:
+        raise ConfigError(f"input.format: {spec.format!r} is not one of {', '.join(FORMATS)}")
+
+    output_data = _mapping(data.get("output", {}), "output")
+    bad = set(output_data) - {"path"}
+    if bad:
+        raise ConfigError(f"unknown key {sorted(bad)[0]!r} in output (expected: path)")
+    out = output or output_data.get("path")
+    if not out or not isinstance(out, str):
+        raise ConfigError("no output: give output.path in the config or --output")
+
+    if stages is not None:
+        stage_specs = [{name: {}} for name in stages]
+    else:
+        stage_specs = data.get("stages", [{name: {}} for name in DEFAULT_STAGES])
+    built = _build_stages(stage_specs)
+
+    batch_size = data.get("batch_size", 10_000)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    parallelism = data.get("parallelism")
+    if parallelism is not None and (not isinstance(parallelism, int) or isinstance(parallelism, bool) or parallelism < 1):
+        raise ConfigError(f"parallelism must be a positive integer or null, got {parallelism!r}")
+    ray_data = _mapping(data.get("ray", {}), "ray")
+    bad = set(ray_data) - {"address"}
+    if bad:
+        raise ConfigError(f"unknown key {sorted(bad)[0]!r} in ray (expected: address)")
+
+    config = PipelineConfig(
+        input=spec,
+        output=out,
+        stages=built,
+        batch_size=batch_size,
+        parallelism=parallelism,
+        ray_address=address or ray_data.get("address"),
+    )
+    if resolve:
+        try:
+            config.files = resolve_inputs(spec.paths)
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
+    return config
+
+
+def _mapping(value, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _build_stages(specs) -> list[Stage]:
+    if not isinstance(specs, list):
+        raise ConfigError("stages must be a list of one-key mappings, e.g. '- length: {min_chars: 1}'")
+    built = []
+    for i, item in enumerate(specs):
+        if isinstance(item, str):
+            item = {item: {}}
+        if not isinstance(item, dict) or len(item) != 1:
+            raise ConfigError(f"stages[{i}] must be a one-key mapping like '- length: {{min_chars: 1}}'")
+        (name, params), = item.items()
+        try:
+            cls = stage_class(name)
+        except KeyError as exc:
+            raise ConfigError(f"stages[{i}]: {exc.args[0]}") from None
+        built.append(_dataclass_from(cls, _mapping(params, f"stages[{i}].{name}"), f"stages[{i}].{name}"))
+    return built
+
+
+def _dataclass_from(cls, values: dict, where: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"unknown parameter {key!r} in {where} (expected one of: {', '.join(fields)})")
+        _check_type(value, _resolved_hints(cls)[key], f"{where}.{key}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _resolved_hints(cls) -> dict:
+    import sys
+
+    module = sys.modules[cls.__module__]
+    return typing.get_type_hints(cls, vars(module))
+
+
+def _check_type(value, hint, where: str) -> None:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                _check_type(value, option, where)
+                return
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        (item_type, *_) = typing.get_args(hint) or (object,)
+        for v in value:
+            _check_type(v, item_type, where)
+        return
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return
+    if hint in (int, str, bool) and (type(value) is not hint):
+        raise ConfigError(f"{where} must be {hint.__name__}, got {value!r}")
+
+
+def stage_catalogue() -> dict[str, dict]:
+    """Every registered stage with its parameters and defaults (for the CLI and README)."""
+    return {
+        name: {f.name: f.default for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        for name, cls in sorted(STAGES.items())
+    }

@@ -1,0 +1,20 @@
+"""Stages by config name. Later stages register here; a name not listed is a config error."""
+
+from __future__ import annotations
+
+from filters.base import Stage
+from filters.length import LengthFilter
+
+STAGES: dict[str, type[Stage]] = {
+    cls.name: cls
+    for cls in (
+        LengthFilter,
+    )
+}
+
+
+def stage_class(name: str) -> type[Stage]:
+    try:
+        return STAGES[name]
+    except KeyError:
+        raise KeyError(f"unknown stage {name!r} (known: {', '.join(sorted(STAGES))})") from None

@@ -1,0 +1,275 @@
+"""The driver: resume bookkeeping, Ray start-up, progress, and the final account."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import sys
+import time
+from collections import defaultdict
+
+from cluster.config import ConfigError, PipelineConfig
+from cluster.plan import build_dataset
+from ingest.readers import InputFile
+from ingest.writer import OutputDir, merge_accounts
+
+
+class Progress:
+    """One status line on stderr, rewritten in place on a terminal, every few seconds otherwise."""
+
+    def __init__(self, total_files: int, stream=sys.stderr, every: float | None = None):
+        self.total_files = total_files
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.every = every if every is not None else (0.5 if self.tty else 5.0)
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def update(self, files_done: int, documents: int, kept: int, unreadable: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-9)
+        line = (
+            f"[{elapsed:7.1f}s] files {files_done}/{self.total_files} | documents {documents:,} "
+            f"({documents / elapsed:,.0f}/s) | kept {kept:,} | unreadable {unreadable:,}"
+        )
+        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def init_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    kwargs = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=True, configure_logging=True)
+    if address:
+        # On an existing cluster the workers need this project's code: ship its packages.
+        import cluster
+        import dedup
+        import filters
+        import ingest
+
+        kwargs["runtime_env"] = {"py_modules": [ingest, filters, dedup, cluster]}
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(**kwargs)
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+
+
+def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bool = False) -> dict:
+    """Process every input not yet finished in ``config.output``; return the summary (also
+    written to summary.json). Raises ConfigError if the output holds a different run."""
+    started = time.time()
+    out = OutputDir(config.output)
+    out.makedirs()
+    state = out.read_json("_state/run.json")
+    fingerprint = config.fingerprint()
+    if state and state.get("fingerprint") != fingerprint and not overwrite:
+        raise ConfigError(
+            f"{config.output} holds a run with different settings (stages, fields or batch size); "
+            "use a new --output, or --overwrite to discard it"
+        )
+    if overwrite and state:
+        _clear(out)
+        out.makedirs()
+    out.write_json("_state/run.json", {"fingerprint": fingerprint, "config": config.describe()})
+
+    files = config.files
+    pending = [f for f in files if not _finished(out, f)]
+    for f in pending:  # parts of an input that did not finish are redone from scratch
+        out.remove_parts_of(f.key)
+        _remove(out, f"_state/done/{f.key}.json")
+
+    run_seconds = 0.0
+    if pending:
+        init_ray(config.ray_address)
+        run_seconds = _process(config, pending, out, progress, already_done=len(files) - len(pending))
+
+    summary = write_summary(config, out, files, wall_seconds=time.time() - started, processed=len(pending))
+    summary["processing_seconds"] = run_seconds
+    return summary
+
+
+def _finished(out: OutputDir, f: InputFile) -> bool:
+    manifest = out.read_json(f"_state/done/{f.key}.json")
+    return bool(manifest) and manifest.get("path") == f.path and manifest.get("size") == f.size
+
+
+def _remove(out: OutputDir, rel: str) -> None:
+    try:
+        out.delete(out.path(rel))
+    except (FileNotFoundError, OSError):
+        pass
+
+
+def _clear(out: OutputDir) -> None:
+    for sub in ("kept", "rejected", "_state/done", "_state/errors"):
+        for path in out.list(sub):
+            out.delete(path)
+
+
+def _process(config: PipelineConfig, pending: list[InputFile], out: OutputDir, show: bool, already_done: int) -> float:
+    ds = build_dataset(
+        pending,
+        config.input,
+        config.stages,
+        config.output,
+        batch_size=config.batch_size,
+        parallelism=config.parallelism,
+    )
+    by_index = {f.index: f for f in pending}
+    groups: dict[int, list[dict]] = defaultdict(list)
+    rows: dict[int, int] = defaultdict(int)
+    last_seq: dict[int, int] = {}
+    done = already_done
+    documents = kept = unreadable = 0
+    meter = Progress(len(config.files)) if show else None
+    start = time.monotonic()
+    for stats in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        for row in stats.to_pylist():
+            account = json.loads(row["account"])
+            index = row["file"]
+            groups[index].append(account)
+            rows[index] += row["rows"]
+            documents += account["documents"] + sum(account["unreadable"].values())
+            kept += account["kept"]
+            unreadable += sum(account["unreadable"].values())
+            if row["last_seq"] >= 0:
+                last_seq[index] = row["last_seq"]
+            if index in last_seq and rows[index] == last_seq[index] + 1:
+                _finish_file(out, by_index[index], groups.pop(index), rows[index])
+                done += 1
+        if meter:
+            meter.update(done, documents, kept, unreadable)
+    if meter:
+        meter.update(done, documents, kept, unreadable, force=True)
+        meter.close()
+    unfinished = [by_index[i].path for i in by_index if not _finished(out, by_index[i])]
+    if unfinished:
+        raise RuntimeError(f"{len(unfinished)} input(s) did not finish, e.g. {unfinished[0]}; rerun to resume")
+    return time.monotonic() - start
+
+
+def _finish_file(out: OutputDir, f: InputFile, accounts: list[dict], rows: int) -> None:
+    manifest = {"path": f.path, "size": f.size, "rows": rows, "account": merge_accounts(accounts)}
+    out.write_json(f"_state/done/{f.key}.json", manifest)
+
+
+def write_summary(config: PipelineConfig, out: OutputDir, files: list[InputFile], *, wall_seconds: float, processed: int) -> dict:
+    manifests = [out.read_json(f"_state/done/{f.key}.json") for f in files]
+    account = merge_accounts(m["account"] for m in manifests if m)
+    unreadable_total = sum(account["unreadable"].values())
+    rejected_total = sum(account["rejected"].values())
+    summary = {
+        "input_files": len(files),
+        "input_files_processed_this_run": processed,
+        "input_file_bytes": sum(f.size for f in files),
+        "input_documents": account["documents"] + unreadable_total,
+        "kept": account["kept"],
+        "rejected": dict(sorted(account["rejected"].items())),
+        "rejected_total": rejected_total,
+        "unreadable": dict(sorted(account["unreadable"].items())),
+        "unreadable_total": unreadable_total,
+        "skipped_records": dict(sorted(account["skipped"].items())),
+        "repaired": dict(sorted(account["repaired"].items())),
+        "bytes_in": account["bytes_in"],
+        "bytes_kept": account["bytes_kept"],
+        "wall_seconds": round(wall_seconds, 3),
+        "stages": _stage_account(config, account),
+        "config": config.describe(),
+    }
+    _merge_errors(out, files)
+    out.write_json("summary.json", summary)
+    out.write_bytes("report.html", render_report(summary).encode())
+    return summary
+
+
+def _stage_account(config: PipelineConfig, account: dict) -> dict:
+    remaining = account["documents"]
+    stages = {}
+    for stage in config.stages:
+        rejected = sum(n for reason, n in account["rejected"].items() if reason.split(".", 1)[0] == stage.name)
+        stages[stage.name] = {
+            "documents_in": remaining,
+            "rejected": rejected,
+            "seconds": round(account["stage_seconds"].get(stage.name, 0.0), 4),
+        }
+        remaining -= rejected
+    return stages
+
+
+def _merge_errors(out: OutputDir, files: list[InputFile]) -> None:
+    keys = {f.key for f in files}
+    chunks = []
+    for path in out.list("_state/errors"):
+        name = path.rsplit("/", 1)[-1]
+        if name.split("-", 1)[0] in keys:
+            with out.fs.open_input_stream(path) as f:
+                chunks.append((name, f.read()))
+    order = {f.key: f.index for f in files}
+    chunks.sort(key=lambda c: (order[c[0].split("-", 1)[0]], c[0]))
+    out.write_bytes("errors.jsonl", b"".join(data for _, data in chunks))
+
+
+def account_table(summary: dict) -> str:
+    """The account as a plain-text table (what the CLI prints at the end)."""
+    n = summary["input_documents"] or 1
+    lines = [
+        f"{'input documents':<40}{summary['input_documents']:>12,}",
+        f"{'  kept':<40}{summary['kept']:>12,}{summary['kept'] / n:>9.1%}",
+        f"{'  rejected':<40}{summary['rejected_total']:>12,}{summary['rejected_total'] / n:>9.1%}",
+    ]
+    lines += [f"{'    ' + r:<40}{c:>12,}" for r, c in sorted(summary["rejected"].items(), key=lambda x: -x[1])]
+    lines.append(f"{'  unreadable':<40}{summary['unreadable_total']:>12,}{summary['unreadable_total'] / n:>9.1%}")
+    lines += [f"{'    ' + r:<40}{c:>12,}" for r, c in sorted(summary["unreadable"].items(), key=lambda x: -x[1])]
+    if summary["skipped_records"]:
+        lines.append(f"{'not documents (skipped records)':<40}{sum(summary['skipped_records'].values()):>12,}")
+        lines += [f"{'    ' + r:<40}{c:>12,}" for r, c in sorted(summary["skipped_records"].items(), key=lambda x: -x[1])]
+    if summary["repaired"]:
+        lines.append(f"{'repaired, kept flowing':<40}{sum(summary['repaired'].values()):>12,}")
+    mb_in, mb_kept = summary["bytes_in"] / 1e6, summary["bytes_kept"] / 1e6
+    lines.append(f"{'text MB in / kept':<40}{mb_in:>12,.1f}{mb_kept:>9,.1f}")
+    lines.append("")
+    lines.append(f"{'stage':<24}{'docs in':>12}{'rejected':>12}{'seconds':>10}")
+    for name, s in summary["stages"].items():
+        lines.append(f"{name:<24}{s['documents_in']:>12,}{s['rejected']:>12,}{s['seconds']:>10.2f}")
+    lines.append(f"wall time {summary['wall_seconds']:.1f}s")
+    return "\n".join(lines)
+
+
+def render_report(summary: dict) -> str:
+    """A single self-contained HTML page with the account."""
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v:,}</td></tr>"
+        for section in ("rejected", "unreadable", "skipped_records", "repaired")
+        for k, v in [(f"{section}: {r}", c) for r, c in summary[section].items()]
+    )
+    stages = "".join(
+        f"<tr><td>{html.escape(n)}</td><td>{s['documents_in']:,}</td><td>{s['rejected']:,}</td><td>{s['seconds']:.2f}</td></tr>"
+        for n, s in summary["stages"].items()
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>crawlsift report</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 12px;text-align:left}}</style></head><body>
+<h1>crawlsift run</h1>
+<p>{summary['input_documents']:,} input documents: {summary['kept']:,} kept, {summary['rejected_total']:,} rejected,
+{summary['unreadable_total']:,} unreadable. {summary['bytes_in'] / 1e6:,.1f} MB of text in, {summary['bytes_kept'] / 1e6:,.1f} MB kept.</p>
+<h2>Why documents were removed</h2><table>{rows}</table>
+<h2>Stages</h2><table><tr><th>stage</th><th>documents in</th><th>rejected</th><th>seconds</th></tr>{stages}</table>
+<pre>{html.escape(json.dumps(summary['config'], indent=2))}</pre></body></html>
+"""

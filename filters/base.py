@@ -1,0 +1,105 @@
+"""The stage contract.
+
+A stage is a name, its parameters (dataclass fields, each with the published default) and a
+function ``pyarrow.Table -> pyarrow.Table`` that keeps the row count and order and is
+deterministic. A filter never drops a row: it sets ``rejected_by`` to ``<stage>.<rule>`` for the
+first of its rules that rejects a document, and only looks at rows nobody rejected yet.
+
+``RuleFilter`` is the shape most heuristics take: subclasses return Polars expressions (one per
+rule, in order) over the still-kept documents; the base class evaluates them over the whole batch
+at once and writes the reason codes back. No Python loop per document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+class Stage:
+    """Base of every stage. Subclasses are frozen dataclasses whose fields are the parameters."""
+
+    name: ClassVar[str]
+    # What one worker running this stage needs. A stage that holds a model sets ``stateful`` so
+    # the plan runs it in an actor pool that loads the model once per worker.
+    stateful: ClassVar[bool] = False
+    num_cpus: ClassVar[float] = 1
+    num_gpus: ClassVar[float] = 0
+
+    def setup(self) -> None:
+        """Load models or other heavy state; called once per worker before the first batch."""
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        raise NotImplementedError
+
+    @classmethod
+    def parameters(cls) -> dict[str, dataclasses.Field]:
+        return {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+
+    def params(self) -> dict:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+def active_mask(table: pa.Table) -> np.ndarray:
+    """Rows still to be judged: not rejected, not unreadable, not skipped."""
+    return pc.is_null(table.column("rejected_by")).to_numpy(zero_copy_only=False)
+
+
+class RuleFilter(Stage):
+    """A stage made of named reject rules evaluated in order over the kept documents."""
+
+    # Annotation columns this stage adds, name -> Arrow type; computed by ``annotations``.
+    annotation_types: ClassVar[dict[str, pa.DataType]] = {}
+
+    def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Add the helper columns the rules read (counts, ratios). Default: none."""
+        return frame
+
+    def rules(self) -> list[tuple[str, pl.Expr]]:
+        """(rule name, boolean expression true where the document is rejected), in order."""
+        raise NotImplementedError
+
+    def annotations(self) -> dict[str, pl.Expr]:
+        return {}
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        mask = active_mask(table)
+        rows = np.flatnonzero(mask)
+        reasons = pa.nulls(table.num_rows, pa.string())
+        annotations = {name: pa.nulls(table.num_rows, t) for name, t in self.annotation_types.items()}
+        if len(rows):
+            judged = table.select(["text"]) if len(rows) == table.num_rows else table.select(["text"]).take(rows)
+            frame = self.prepare(pl.from_arrow(judged))
+            reason = pl.lit(None, dtype=pl.String)
+            for rule, expr in reversed(self.rules()):
+                reason = pl.when(expr).then(pl.lit(f"{self.name}.{rule}")).otherwise(reason)
+            out = frame.select(reason.alias("reason"), **self.annotations())
+            reasons = _scatter(reasons, mask, out.get_column("reason").to_arrow())
+            for name, t in self.annotation_types.items():
+                annotations[name] = _scatter(annotations[name], mask, out.get_column(name).to_arrow().cast(t))
+        rejected = pc.coalesce(table.column("rejected_by"), reasons)
+        table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
+        for name, values in annotations.items():
+            table = _set_or_append(table, name, values)
+        return table
+
+
+def _scatter(base: pa.Array, mask: np.ndarray, values: pa.Array) -> pa.Array:
+    values = pa.array(values) if not isinstance(values, (pa.Array, pa.ChunkedArray)) else values
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if mask.all():
+        return values.cast(base.type)
+    return pc.replace_with_mask(base, pa.array(mask), values.cast(base.type))
+
+
+def _set_or_append(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    index = table.schema.get_field_index(name)
+    if index >= 0:
+        return table.set_column(index, name, values)
+    return table.append_column(name, values)

@@ -1,0 +1,623 @@
+"""Readers: one input file in, Arrow batches in the document schema out.
+
+Every reader is a generator over one file that yields ``pyarrow.Table`` batches in
+``BATCH_SCHEMA``. Bad input never raises out of a reader: a record that cannot be read becomes a
+row whose ``rejected_by`` is ``unreadable.<reason>`` (text null, the reason detail in ``_detail``),
+so it travels with the documents around it and the account stays exact. WARC records that are not
+documents (requests, metadata, images, redirects) become ``skipped.<kind>`` rows, counted apart
+from documents.
+
+Ids: a record's own id is kept in ``source_id``; ``id`` is that id namespaced by the input file
+(``<file key>/<source id>``) so two shards that both number their records from 0 never collide.
+A record with no id gets ``xxh3_128(source)`` where source is ``<path>:<position>``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gzip
+import io
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterator
+
+import orjson
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import xxhash
+
+from ingest.schema import BATCH_SCHEMA, SKIPPED_PREFIX, UNREADABLE_PREFIX
+
+FORMATS = ("auto", "jsonl", "parquet", "warc", "wet")
+COMPRESSION_SUFFIXES = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+
+# Field names tried, in order, when a field is "auto": the layouts of Dolma, C4, cc_net
+# (raw_content), HPLT warc2text (t, u, ts) and RedPajama.
+AUTO_FIELDS = {
+    "text": ("text", "raw_content", "content", "t"),
+    "id": ("id", "doc_id", "uuid"),
+    "url": ("url", "u", "metadata.url", "metadata.warc_url", "source_url"),
+    "date": ("crawl_date", "date", "date_download", "created", "ts", "timestamp", "metadata.warc_date"),
+}
+
+READ_CHUNK_BYTES = 8 << 20
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How to read the inputs. Field names may be dotted paths into nested records
+    (``metadata.url``); ``auto`` tries the common layouts listed in ``AUTO_FIELDS``."""
+
+    paths: tuple[str, ...] = ()
+    format: str = "auto"
+    text_field: str = "auto"
+    id_field: str = "auto"
+    url_field: str = "auto"
+    date_field: str = "auto"
+    # Records larger than this are unreadable.too_large rather than a worker's memory blow-up.
+    max_record_bytes: int = 64 << 20
+    # HTML responses: Resiliparse main-content extraction (see README for the measured choice).
+    html_main_content: bool = True
+
+    def candidates(self, kind: str) -> tuple[str, ...]:
+        name = getattr(self, f"{kind}_field")
+        return AUTO_FIELDS[kind] if name == "auto" else (name,)
+
+
+@dataclass(frozen=True)
+class InputFile:
+    index: int
+    path: str  # as resolved: a local absolute path or a URI
+    size: int
+
+    @property
+    def key(self) -> str:
+        """Stable short name of this input, used in ids and output file names."""
+        return xxhash.xxh3_64_hexdigest(self.path.encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving inputs: local paths, globs and any pyarrow/fsspec filesystem URI, one code path.
+
+
+class InputError(ValueError):
+    """An input path that matches nothing, or a filesystem that cannot be reached."""
+
+
+def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem and in-filesystem path for a local path or URI (s3://, gs://, ...).
+    Schemes pyarrow lacks (e.g. memory://, az://) go through fsspec when it is installed."""
+    if "://" not in uri:
+        import os
+
+        return pafs.LocalFileSystem(), os.path.abspath(uri)
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        import fsspec
+
+        protocol, _, rest = uri.partition("://")
+        return pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem(protocol))), rest
+
+
+def _display(fs: pafs.FileSystem, path: str, uri: str) -> str:
+    if isinstance(fs, pafs.LocalFileSystem):
+        return path
+    scheme = uri.split("://", 1)[0]
+    return f"{scheme}://{path}"
+
+
+def resolve_inputs(patterns: list[str] | tuple[str, ...]) -> list[InputFile]:
+    """Expand globs and directories into a sorted, de-duplicated list of files.
+    Raises InputError naming the first pattern that matches nothing."""
+    found: dict[str, int] = {}
+    for pattern in patterns:
+        fs, path = filesystem_for(pattern)
+        matches = _glob(fs, path) if any(c in path for c in "*?[") else _expand(fs, path)
+        if not matches:
+            raise InputError(f"input path not found: {pattern}")
+        for p, size in matches:
+            found.setdefault(_display(fs, p, pattern), size)
+    return [InputFile(i, p, s) for i, (p, s) in enumerate(sorted(found.items()))]
+
+
+def _expand(fs: pafs.FileSystem, path: str) -> list[tuple[str, int]]:
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.File:
+        return [(path, info.size)]
+    if info.type == pafs.FileType.Directory:
+        listing = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+        return [(i.path, i.size) for i in listing if i.type == pafs.FileType.File and not _hidden(i.path)]
+    return []
+
+
+def _hidden(path: str) -> bool:
+    return any(part.startswith((".", "_")) for part in path.replace("\\", "/").split("/")[-1:])
+
+
+def _glob(fs: pafs.FileSystem, pattern: str) -> list[tuple[str, int]]:
+    parts = pattern.split("/")
+    fixed = []
+    for part in parts:
+        if any(c in part for c in "*?["):
+            break
+        fixed.append(part)
+    base = "/".join(fixed) or "/"
+    recursive = "**" in pattern or len(fixed) < len(parts) - 1
+    try:
+        listing = fs.get_file_info(pafs.FileSelector(base, recursive=recursive, allow_not_found=True))
+    except OSError:
+        return []
+    return [
+        (i.path, i.size)
+        for i in listing
+        if i.type == pafs.FileType.File and fnmatch.fnmatchcase(i.path, pattern.replace("**/", "*"))
+    ]
+
+
+def detect_format(path: str, head: bytes = b"") -> str | None:
+    """The reader for a file, by name and, failing that, by its first bytes (None: no reader)."""
+    name = path.lower()
+    for suffix in COMPRESSION_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    if ".wet" in name.rsplit("/", 1)[-1]:
+        return "wet"
+    if name.endswith((".warc", ".wat", ".arc")):
+        return "warc"
+    if name.endswith((".jsonl", ".json", ".ndjson")):
+        return "jsonl"
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    head = head.lstrip()
+    if head.startswith(b"WARC/"):
+        return "warc"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"{"):
+        return "jsonl"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch building.
+
+
+class BatchBuilder:
+    """Accumulates rows for one input file and cuts them into tables of ``batch_size`` rows.
+    Assigns every row its sequence number and id; keeps source ids unique within the file."""
+
+    def __init__(self, file: InputFile, batch_size: int):
+        self.file = file
+        self.batch_size = batch_size
+        self.seq = 0
+        self.seen_ids: set[str] = set()
+        self._rows: dict[str, list] = {f.name: [] for f in BATCH_SCHEMA}
+
+    def _add(self, position, source_id, text, url, date, rejected_by, detail) -> None:
+        source = f"{self.file.path}:{position}"
+        if source_id is None:
+            doc_id = xxhash.xxh3_128_hexdigest(source.encode())
+        else:
+            source_id = str(source_id)
+            doc_id = f"{self.file.key}/{source_id}"
+            if source_id in self.seen_ids:  # the same id twice in one file: both are kept, apart
+                doc_id = f"{doc_id}#{position}"
+            else:
+                self.seen_ids.add(source_id)
+        r = self._rows
+        r["id"].append(doc_id)
+        r["text"].append(text)
+        r["url"].append(url)
+        r["source"].append(source)
+        r["source_id"].append(source_id)
+        r["crawl_date"].append(date)
+        r["rejected_by"].append(rejected_by)
+        r["_file"].append(self.file.index)
+        r["_seq"].append(self.seq)
+        r["_last"].append(False)
+        r["_detail"].append(detail)
+        self.seq += 1
+
+    def document(self, position, text: str, *, source_id=None, url=None, date=None, repair=None):
+        self._add(position, source_id, text, url, date, None, repair)
+
+    def unreadable(self, position, reason: str, detail: str, *, source_id=None):
+        self._add(position, source_id, None, None, None, UNREADABLE_PREFIX + reason, detail[:500])
+
+    def skipped(self, position, kind: str, *, source_id=None):
+        self._add(position, source_id, None, None, None, SKIPPED_PREFIX + kind, None)
+
+    def full(self) -> bool:
+        # One row more than a batch is held back, so the file's last row always lands in the
+        # final flush and can carry the end-of-file mark.
+        return len(self._rows["id"]) > self.batch_size
+
+    def flush(self, last: bool = False) -> pa.Table | None:
+        n = len(self._rows["id"])
+        if n == 0 and not last:
+            return None
+        if n == 0:  # an input with no records at all still tells the driver it is finished
+            self.skipped(0, "empty_input")
+        rows, cut = self._rows, len(self._rows["id"]) if last else self.batch_size
+        if last:
+            rows["_last"][-1] = True
+        table = pa.Table.from_pydict({k: v[:cut] for k, v in rows.items()}, schema=BATCH_SCHEMA)
+        self._rows = {k: v[cut:] for k, v in rows.items()}
+        return table
+
+
+def read_file(file: InputFile, spec: InputSpec, batch_size: int) -> Iterator[pa.Table]:
+    """Yield the batches of one input file. Never raises for bad input (see module doc)."""
+    builder = BatchBuilder(file, batch_size)
+    try:
+        fs, path = filesystem_for(file.path)
+        fmt = spec.format
+        if fmt == "auto":
+            with fs.open_input_stream(path) as f:
+                head = _decompressed_head(path, f.read(64 << 10))
+            fmt = detect_format(file.path, head)
+        if fmt is None:
+            builder.unreadable(0, "unsupported_format", f"no reader takes {file.path.rsplit('/', 1)[-1]!r}")
+        else:
+            reader = {"jsonl": _read_jsonl, "parquet": _read_parquet, "warc": _read_warc, "wet": _read_warc}[fmt]
+            yield from reader(fs, path, spec, builder)
+    except Exception as exc:  # noqa: BLE001 - whatever a broken file throws, it is one located record
+        builder.unreadable(builder.seq, "read_error", f"{type(exc).__name__}: {exc}")
+    table = builder.flush(last=True)
+    if table is not None:
+        yield table
+
+
+def _decompressed_head(path: str, raw: bytes) -> bytes:
+    try:
+        if raw[:2] == b"\x1f\x8b":
+            return zlib.decompressobj(wbits=47).decompress(raw, 4096)
+        if raw[:4] == b"\x28\xb5\x2f\xfd":
+            import zstandard
+
+            return zstandard.ZstdDecompressor().decompressobj().decompress(raw)[:4096]
+    except Exception:  # noqa: BLE001 - sniffing only
+        return b""
+    return raw[:4096]
+
+
+def _open_decompressed(fs: pafs.FileSystem, path: str):
+    """A binary stream of the file's decompressed bytes, chosen by magic number, not name."""
+    raw = fs.open_input_stream(path)
+    magic = raw.read(4)
+    rest = io.BufferedReader(_Prepend(magic, raw), buffer_size=READ_CHUNK_BYTES)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=rest, mode="rb")
+    if magic == b"\x28\xb5\x2f\xfd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(rest, read_across_frames=True)
+    return rest
+
+
+class _Prepend(io.RawIOBase):
+    """A raw stream that replays bytes already read from another stream (the sniffed magic)."""
+
+    def __init__(self, head: bytes, stream):
+        self.head = head
+        self.stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        if self.head:
+            n = min(len(buf), len(self.head))
+            buf[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        data = self.stream.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.stream.close()
+        super().close()
+
+
+# ---------------------------------------------------------------------------------------------
+# JSONL
+
+
+def _get(record: dict, names: tuple[str, ...]):
+    for name in names:
+        value = record
+        for key in name.split("."):
+            if not isinstance(value, dict) or key not in value:
+                value = None
+                break
+            value = value[key]
+        if value is not None:
+            return value
+    return None
+
+
+def parse_date(value) -> datetime | None:
+    """ISO-8601 strings (Z or offset), epoch seconds; anything else is None, not an error."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, (int, float)):
+            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=timezone.utc)
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return None
+
+
+def _iter_lines(stream) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line bytes) over a binary stream, reading in large chunks."""
+    lineno = 0
+    tail = b""
+    while True:
+        chunk = stream.read(READ_CHUNK_BYTES)
+        if not chunk:
+            break
+        lines = (tail + chunk).split(b"\n")
+        tail = lines.pop()
+        for line in lines:
+            lineno += 1
+            yield lineno, line
+    if tail:
+        yield lineno + 1, tail
+
+
+def _read_jsonl(fs, path, spec: InputSpec, builder: BatchBuilder) -> Iterator[pa.Table]:
+    text_names, id_names = spec.candidates("text"), spec.candidates("id")
+    url_names, date_names = spec.candidates("url"), spec.candidates("date")
+    lineno = 0
+    try:
+        with _open_decompressed(fs, path) as stream:
+            for lineno, line in _iter_lines(stream):
+                if not line.strip():
+                    continue
+                _jsonl_record(builder, spec, lineno, line, text_names, id_names, url_names, date_names)
+                if builder.full():
+                    yield builder.flush()
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+        reason = "truncated_compressed_stream" if isinstance(exc, EOFError) else "corrupt_compressed_stream"
+        if "zstd" in type(exc).__module__ or "zstd" in str(exc).lower():
+            reason = "corrupt_compressed_stream"
+        builder.unreadable(
+            f"{lineno + 1}", reason, f"after line {lineno}: {type(exc).__name__}: {exc}; the rest of the file is lost"
+        )
+
+
+def _jsonl_record(builder, spec, lineno, line, text_names, id_names, url_names, date_names) -> None:
+    if len(line) > spec.max_record_bytes:
+        builder.unreadable(lineno, "too_large", f"{len(line)} bytes > max_record_bytes={spec.max_record_bytes}")
+        return
+    repair = None
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:
+            decoded = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # Invalid UTF-8: keep the document with U+FFFD in place of the bad bytes, and say so.
+            decoded = line.decode("utf-8", errors="replace")
+            repair = f"invalid_utf8: {exc.reason} at byte {exc.start}"
+        try:
+            record = orjson.loads(decoded)
+        except orjson.JSONDecodeError as exc:
+            builder.unreadable(lineno, "bad_json", str(exc))
+            return
+    if not isinstance(record, dict):
+        builder.unreadable(lineno, "bad_json", f"a JSON {type(record).__name__}, not an object")
+        return
+    text = _get(record, text_names)
+    source_id = _get(record, id_names)
+    if not isinstance(text, str):
+        what = "missing" if text is None else f"a {type(text).__name__}, not a string"
+        builder.unreadable(lineno, "no_text", f"text field {'/'.join(text_names)} is {what}", source_id=source_id)
+        return
+    url = _get(record, url_names)
+    builder.document(
+        lineno,
+        text,
+        source_id=source_id,
+        url=url if isinstance(url, str) else None,
+        date=parse_date(_get(record, date_names)),
+        repair=repair,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Parquet
+
+
+def _read_parquet(fs, path, spec: InputSpec, builder: BatchBuilder) -> Iterator[pa.Table]:
+    with fs.open_input_file(path) as f:
+        pf = pq.ParquetFile(f)
+        top = set(pf.schema_arrow.names)
+
+        def pick(kind):
+            return next((n for n in spec.candidates(kind) if n.split(".")[0] in top), None)
+
+        fields = {kind: pick(kind) for kind in ("text", "id", "url", "date")}
+        if fields["text"] is None:
+            builder.unreadable(0, "no_text", f"no text column ({'/'.join(spec.candidates('text'))}) in {sorted(top)}")
+            return
+        columns = sorted({f.split(".")[0] for f in fields.values() if f})
+        row = 0
+        for batch in pf.iter_batches(batch_size=builder.batch_size, columns=columns):
+            records = batch.to_pylist()
+            for record in records:
+                text = _get(record, (fields["text"],))
+                source_id = _get(record, (fields["id"],)) if fields["id"] else None
+                if not isinstance(text, str):
+                    builder.unreadable(row, "no_text", "text is null", source_id=source_id)
+                else:
+                    url = _get(record, (fields["url"],)) if fields["url"] else None
+                    date = _get(record, (fields["date"],)) if fields["date"] else None
+                    builder.document(
+                        row,
+                        text,
+                        source_id=source_id,
+                        url=url if isinstance(url, str) else None,
+                        date=date if isinstance(date, datetime) else parse_date(date),
+                    )
+                row += 1
+                if builder.full():
+                    yield builder.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# WARC / WET
+
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def _read_warc(fs, path, spec: InputSpec, builder: BatchBuilder) -> Iterator[pa.Table]:
+    """Responses with HTML become documents (text extracted), WET conversion records become
+    documents as they are, everything else is skipped by type. A corrupt gzip member costs only
+    its own record: reading resumes at the next gzip member."""
+    from fastwarc.warc import ArchiveIterator
+
+    with fs.open_input_file(path) as f:
+        start = 0
+        while True:
+            f.seek(start)
+            last_pos = None
+            try:
+                for record in ArchiveIterator(f, parse_http=False):
+                    last_pos = start + record.stream_pos
+                    _warc_record(builder, spec, record, last_pos)
+                    if builder.full():
+                        yield builder.flush()
+                return
+            except Exception as exc:  # noqa: BLE001 - fastwarc raises plain exceptions for corrupt members
+                failed_at = last_pos if last_pos is not None else start
+                builder.unreadable(failed_at, "corrupt_record", f"{type(exc).__name__}: {exc}")
+                start = _next_gzip_member(f, failed_at + 1)
+                if start is None:
+                    return
+
+
+def _next_gzip_member(f, offset: int) -> int | None:
+    f.seek(offset)
+    carry = b""
+    while True:
+        chunk = f.read(1 << 20)
+        if not chunk:
+            return None
+        data = carry + chunk
+        pos = data.find(b"\x1f\x8b\x08")
+        if pos >= 0:
+            return offset - len(carry) + pos
+        offset += len(chunk)
+        carry = data[-2:]
+
+
+def _warc_record(builder: BatchBuilder, spec: InputSpec, record, position: int) -> None:
+    headers = record.headers
+    warc_type = (headers.get("WARC-Type") or "unknown").lower()
+    record_id = headers.get("WARC-Record-ID")
+    if warc_type not in ("response", "conversion"):
+        builder.skipped(position, f"warc_{warc_type}", source_id=record_id)
+        return
+    block = record.reader.read()
+    if len(block) < record.content_length:
+        builder.unreadable(
+            position,
+            "truncated_record",
+            f"{warc_type} record has {len(block)} of its {record.content_length} bytes",
+            source_id=record_id,
+        )
+        return
+    url = headers.get("WARC-Target-URI")
+    date = parse_date(headers.get("WARC-Date"))
+    if warc_type == "conversion":
+        text, repair = _decode_utf8(block)
+        builder.document(position, text, source_id=record_id, url=url, date=date, repair=repair)
+        return
+    status, http_headers, payload = _split_http(block)
+    if status is None:
+        builder.unreadable(position, "bad_http", "response block has no HTTP status line", source_id=record_id)
+        return
+    if not 200 <= status < 300:
+        builder.skipped(position, f"warc_http_{status // 100}xx", source_id=record_id)
+        return
+    content_type = http_headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type and content_type not in HTML_TYPES:
+        builder.skipped(position, "warc_response_not_html", source_id=record_id)
+        return
+    payload = _content_decode(payload, http_headers.get("content-encoding", ""))
+    if not content_type and not _looks_like_html(payload):
+        builder.skipped(position, "warc_response_not_html", source_id=record_id)
+        return
+    text = html_to_text(payload, http_headers.get("content-type", ""), spec.html_main_content)
+    builder.document(position, text, source_id=record_id, url=url, date=date)
+
+
+def _decode_utf8(data: bytes) -> tuple[str, str | None]:
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return data.decode("utf-8", errors="replace"), f"invalid_utf8: {exc.reason} at byte {exc.start}"
+
+
+def _split_http(block: bytes) -> tuple[int | None, dict[str, str], bytes]:
+    """Status, lower-cased headers and payload of an HTTP response block. Tolerates bare LF
+    line ends, which real crawls (ClueWeb09) have."""
+    end = block.find(b"\r\n\r\n")
+    sep = 4
+    if end < 0 or (0 <= block.find(b"\n\n") < end):
+        end, sep = block.find(b"\n\n"), 2
+    if end < 0:
+        end, sep = len(block), 0
+    head = block[:end].decode("latin-1").replace("\r\n", "\n").split("\n")
+    parts = head[0].split(None, 2)
+    if len(parts) < 2 or not parts[0].upper().startswith("HTTP/") or not parts[1].isdigit():
+        return None, {}, b""
+    headers = {}
+    for line in head[1:]:
+        name, colon, value = line.partition(":")
+        if colon:
+            headers[name.strip().lower()] = value.strip()
+    return int(parts[1]), headers, block[end + sep :]
+
+
+def _content_decode(payload: bytes, encoding: str) -> bytes:
+    """Undo gzip/deflate transfer encoding when the payload really is compressed (crawlers often
+    store it decoded but keep the header)."""
+    encoding = encoding.lower()
+    try:
+        if "gzip" in encoding and payload[:2] == b"\x1f\x8b":
+            return zlib.decompressobj(wbits=47).decompress(payload)
+        if "deflate" in encoding:
+            return zlib.decompress(payload)
+    except zlib.error:
+        pass
+    return payload
+
+
+def _looks_like_html(payload: bytes) -> bool:
+    head = payload[:1024].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<?xml")) or b"<html" in head or b"<body" in head
+
+
+def html_to_text(payload: bytes, content_type: str = "", main_content: bool = True) -> str:
+    """Plain text of an HTML page with Resiliparse: encoding from the HTTP header or detected,
+    main-content extraction (drops navigation, headers, footers) by default."""
+    from resiliparse.extract.html2text import extract_plain_text
+    from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+    from resiliparse.parse.html import HTMLTree
+
+    charset = None
+    if "charset=" in content_type.lower():
+        charset = content_type.lower().split("charset=", 1)[1].split(";")[0].strip().strip("\"'")
+    html = bytes_to_str(payload, charset or detect_encoding(payload))
+    tree = HTMLTree.parse(html)
+    return extract_plain_text(tree, main_content=main_content, alt_texts=False, preserve_formatting=True)
