@@ -14,7 +14,8 @@ from filters.base import RuleFilter
 class LengthFilter(RuleFilter):
     """Reject documents outside character and word-count bounds.
 
-    Words are maximal runs of non-whitespace (``\\S+``), as a whitespace split counts them; a
+    Words are maximal runs of non-whitespace (``\\S+``, whitespace = Unicode White_Space), as a
+    whitespace split counts them (Python's ``str.split`` also splits on \\x1c-\\x1f); a
     script written without spaces (Chinese, Japanese) counts as few "words", so the word bounds
     are off by default and ``min_chars`` carries the lower bound.
 

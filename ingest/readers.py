@@ -14,9 +14,11 @@ A record with no id gets ``xxh3_128(source)`` where source is ``<path>:<position
 
 from __future__ import annotations
 
+import base64
+import binascii
 import fnmatch
-import gzip
 import io
+import re
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,7 +32,7 @@ import xxhash
 
 from ingest.schema import BATCH_SCHEMA, SKIPPED_PREFIX, UNREADABLE_PREFIX
 
-FORMATS = ("auto", "jsonl", "parquet", "warc", "wet")
+FORMATS = ("auto", "jsonl", "parquet", "warc", "wet", "tsv")
 COMPRESSION_SUFFIXES = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 
 # Field names tried, in order, when a field is "auto": the layouts of Dolma, C4, cc_net
@@ -41,8 +43,6 @@ AUTO_FIELDS = {
     "url": ("url", "u", "metadata.url", "metadata.warc_url", "source_url"),
     "date": ("crawl_date", "date", "date_download", "created", "ts", "timestamp", "metadata.warc_date"),
 }
-
-READ_CHUNK_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,10 @@ class InputSpec:
     max_record_bytes: int = 64 << 20
     # HTML responses: Resiliparse main-content extraction (see README for the measured choice).
     html_main_content: bool = True
+    # TSV: column names in order, no header row. The default is HPLT warc2text's layout
+    # (url, base64 text); a text cell that is strict base64 of UTF-8 is decoded (spaces make
+    # ordinary prose never valid base64).
+    tsv_columns: tuple[str, ...] = ("url", "text")
 
     def candidates(self, kind: str) -> tuple[str, ...]:
         name = getattr(self, f"{kind}_field")
@@ -171,6 +175,8 @@ def detect_format(path: str, head: bytes = b"") -> str | None:
         return "jsonl"
     if name.endswith((".parquet", ".pq")):
         return "parquet"
+    if name.endswith(".tsv"):
+        return "tsv"
     head = head.lstrip()
     if head.startswith(b"WARC/"):
         return "warc"
@@ -256,13 +262,13 @@ def read_file(file: InputFile, spec: InputSpec, batch_size: int) -> Iterator[pa.
         fs, path = filesystem_for(file.path)
         fmt = spec.format
         if fmt == "auto":
-            with fs.open_input_stream(path) as f:
+            with fs.open_input_stream(path, compression=None) as f:
                 head = _decompressed_head(path, f.read(64 << 10))
             fmt = detect_format(file.path, head)
         if fmt is None:
             builder.unreadable(0, "unsupported_format", f"no reader takes {file.path.rsplit('/', 1)[-1]!r}")
         else:
-            reader = {"jsonl": _read_jsonl, "parquet": _read_parquet, "warc": _read_warc, "wet": _read_warc}[fmt]
+            reader = {"jsonl": _read_jsonl, "parquet": _read_parquet, "warc": _read_warc, "wet": _read_warc, "tsv": _read_tsv}[fmt]
             yield from reader(fs, path, spec, builder)
     except Exception as exc:  # noqa: BLE001 - whatever a broken file throws, it is one located record
         builder.unreadable(builder.seq, "read_error", f"{type(exc).__name__}: {exc}")
@@ -284,43 +290,66 @@ def _decompressed_head(path: str, raw: bytes) -> bytes:
     return raw[:4096]
 
 
-def _open_decompressed(fs: pafs.FileSystem, path: str):
-    """A binary stream of the file's decompressed bytes, chosen by magic number, not name."""
-    raw = fs.open_input_stream(path)
-    magic = raw.read(4)
-    rest = io.BufferedReader(_Prepend(magic, raw), buffer_size=READ_CHUNK_BYTES)
+class TruncatedStream(EOFError):
+    """The compressed stream ended inside a member/frame: the input file was cut short."""
+
+
+class CorruptStream(ValueError):
+    """The compressed stream holds bytes its codec cannot decode."""
+
+
+def _codec(path: str, magic: bytes) -> str | None:
+    """Compression by file name when the name says, else by magic number."""
+    name = path.lower()
+    for suffix, codec in COMPRESSION_SUFFIXES.items():
+        if name.endswith(suffix):
+            return codec
+    if name.endswith((".jsonl", ".json", ".ndjson", ".tsv", ".txt")):
+        return None
     if magic[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=rest, mode="rb")
-    if magic == b"\x28\xb5\x2f\xfd":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(rest, read_across_frames=True)
-    return rest
+        return "gzip"
+    if magic[:4] == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    return None
 
 
-class _Prepend(io.RawIOBase):
-    """A raw stream that replays bytes already read from another stream (the sniffed magic)."""
+def _decompressed_chunks(fs: pafs.FileSystem, path: str, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """The file's decompressed bytes, chunk by chunk. Everything decodable is yielded before a
+    ``TruncatedStream`` or ``CorruptStream`` is raised, so a cut file loses only its tail.
+    Multi-member gzip and multi-frame zstd are read to the end."""
+    with fs.open_input_stream(path, compression=None) as raw:
+        first = raw.read(chunk_bytes)
+        codec = _codec(path, first)
+        if codec is None:
+            chunk = first
+            while chunk:
+                yield chunk
+                chunk = raw.read(chunk_bytes)
+            return
+        new = (lambda: zlib.decompressobj(wbits=47)) if codec == "gzip" else _zstd_decompressobj
+        decoder, chunk = new(), first
+        if not chunk:
+            return
+        while chunk:
+            while chunk:
+                if decoder.eof:  # the next gzip member / zstd frame
+                    decoder = new()
+                try:
+                    out = decoder.decompress(chunk)
+                except Exception as exc:  # zlib.error / zstandard.ZstdError
+                    raise CorruptStream(f"{codec}: {exc}") from None
+                if out:
+                    yield out
+                chunk = decoder.unused_data if decoder.eof else b""
+            chunk = raw.read(chunk_bytes)
+        if not decoder.eof:
+            raise TruncatedStream(f"{codec} stream ends before its end-of-stream marker")
 
-    def __init__(self, head: bytes, stream):
-        self.head = head
-        self.stream = stream
 
-    def readable(self) -> bool:
-        return True
+def _zstd_decompressobj():
+    import zstandard
 
-    def readinto(self, buf) -> int:
-        if self.head:
-            n = min(len(buf), len(self.head))
-            buf[:n] = self.head[:n]
-            self.head = self.head[n:]
-            return n
-        data = self.stream.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self.stream.close()
-        super().close()
+    return zstandard.ZstdDecompressor().decompressobj()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,14 +384,11 @@ def parse_date(value) -> datetime | None:
     return None
 
 
-def _iter_lines(stream) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, line bytes) over a binary stream, reading in large chunks."""
+def _iter_lines(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line bytes) over a stream of byte chunks."""
     lineno = 0
     tail = b""
-    while True:
-        chunk = stream.read(READ_CHUNK_BYTES)
-        if not chunk:
-            break
+    for chunk in chunks:
         lines = (tail + chunk).split(b"\n")
         tail = lines.pop()
         for line in lines:
@@ -377,20 +403,19 @@ def _read_jsonl(fs, path, spec: InputSpec, builder: BatchBuilder) -> Iterator[pa
     url_names, date_names = spec.candidates("url"), spec.candidates("date")
     lineno = 0
     try:
-        with _open_decompressed(fs, path) as stream:
-            for lineno, line in _iter_lines(stream):
-                if not line.strip():
-                    continue
-                _jsonl_record(builder, spec, lineno, line, text_names, id_names, url_names, date_names)
-                if builder.full():
-                    yield builder.flush()
-    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-        reason = "truncated_compressed_stream" if isinstance(exc, EOFError) else "corrupt_compressed_stream"
-        if "zstd" in type(exc).__module__ or "zstd" in str(exc).lower():
-            reason = "corrupt_compressed_stream"
-        builder.unreadable(
-            f"{lineno + 1}", reason, f"after line {lineno}: {type(exc).__name__}: {exc}; the rest of the file is lost"
-        )
+        for lineno, line in _iter_lines(_decompressed_chunks(fs, path)):
+            if not line.strip():
+                continue
+            _jsonl_record(builder, spec, lineno, line, text_names, id_names, url_names, date_names)
+            if builder.full():
+                yield builder.flush()
+    except (TruncatedStream, CorruptStream) as exc:
+        _stream_error(builder, lineno, exc)
+
+
+def _stream_error(builder: BatchBuilder, lineno: int, exc: Exception) -> None:
+    reason = "truncated_compressed_stream" if isinstance(exc, TruncatedStream) else "corrupt_compressed_stream"
+    builder.unreadable(lineno + 1, reason, f"after line {lineno}: {exc}; the rest of the file is lost")
 
 
 def _jsonl_record(builder, spec, lineno, line, text_names, id_names, url_names, date_names) -> None:
@@ -430,6 +455,53 @@ def _jsonl_record(builder, spec, lineno, line, text_names, id_names, url_names, 
         date=parse_date(_get(record, date_names)),
         repair=repair,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# TSV
+
+
+def _read_tsv(fs, path, spec: InputSpec, builder: BatchBuilder) -> Iterator[pa.Table]:
+    columns = spec.tsv_columns
+    names = {kind: next((n for n in spec.candidates(kind) if n in columns), None) for kind in ("text", "id", "url", "date")}
+    if names["text"] is None:
+        builder.unreadable(0, "no_text", f"no text column ({'/'.join(spec.candidates('text'))}) in tsv_columns {list(columns)}")
+        return
+    lineno = 0
+    try:
+        for lineno, line in _iter_lines(_decompressed_chunks(fs, path)):
+                if not line.strip():
+                    continue
+                text, repair = _decode_utf8(line.rstrip(b"\r"))
+                cells = dict(zip(columns, text.split("\t")))
+                body = cells.get(names["text"])
+                if body is None:
+                    builder.unreadable(lineno, "no_text", f"row has {len(cells)} of {len(columns)} columns")
+                else:
+                    builder.document(
+                        lineno,
+                        _maybe_base64(body),
+                        source_id=cells.get(names["id"]) if names["id"] else None,
+                        url=cells.get(names["url"]) if names["url"] else None,
+                        date=parse_date(cells.get(names["date"])) if names["date"] else None,
+                        repair=repair,
+                    )
+                if builder.full():
+                    yield builder.flush()
+    except (TruncatedStream, CorruptStream) as exc:
+        _stream_error(builder, lineno, exc)
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+
+
+def _maybe_base64(cell: str) -> str:
+    if len(cell) % 4 or not _BASE64.fullmatch(cell):
+        return cell
+    try:
+        return base64.b64decode(cell, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return cell
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,7 +608,7 @@ def _warc_record(builder: BatchBuilder, spec: InputSpec, record, position: int) 
             source_id=record_id,
         )
         return
-    url = headers.get("WARC-Target-URI")
+    url = (headers.get("WARC-Target-URI") or "").strip("<>") or None  # WARC/1.1 drafts bracket it
     date = parse_date(headers.get("WARC-Date"))
     if warc_type == "conversion":
         text, repair = _decode_utf8(block)
