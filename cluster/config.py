@@ -193,10 +193,7 @@ def _dataclass_from(cls, values: dict, where: str):
 
 
 def _resolved_hints(cls) -> dict:
-    import sys
-
-    module = sys.modules[cls.__module__]
-    return typing.get_type_hints(cls, vars(module))
+    return typing.get_type_hints(cls)
 
 
 def _check_type(value, hint, where: str) -> None:
