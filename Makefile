@@ -29,6 +29,8 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m "slow" -q
 
 bench: $(STAMP)
+	$(BIN)/pip install -q -e ".[dev,bench]"
+	$(BIN)/pip install -q --force-reinstall --no-deps "fasttext-numpy2-wheel>=0.9.2"
 	$(BIN)/python -m bench
 
 clean:
