@@ -83,6 +83,7 @@ def _sample(output: str, docs: int, seed: int) -> int:
 
 
 def _run(args) -> int:
+    from cluster.plan import describe_plan
     from cluster.run import account_table, run_pipeline
 
     data = load_yaml(args.config) if args.config else {}
@@ -110,6 +111,7 @@ def _run(args) -> int:
             f"{', '.join(s.name for s in config.stages) or '(none)'}",
             file=sys.stderr,
         )
+        print("plan: " + " -> ".join(describe_plan(config.stages)), file=sys.stderr)
     summary = run_pipeline(config, progress=not args.quiet, overwrite=args.overwrite)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
