@@ -107,10 +107,13 @@ def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
 
 
 def _display(fs: pafs.FileSystem, path: str, uri: str) -> str:
-    if isinstance(fs, pafs.LocalFileSystem):
+    """The name a file goes by in ids, sources and errors: its local path, or its URI with the
+    pattern's query (endpoint_override=..., region=...) kept so workers can reopen it."""
+    if isinstance(fs, pafs.LocalFileSystem) and "://" not in uri:
         return path
     scheme = uri.split("://", 1)[0]
-    return f"{scheme}://{path}"
+    query = uri.split("?", 1)[1] if "?" in uri else ""
+    return f"{scheme}://{path}" + (f"?{query}" if query else "")
 
 
 def resolve_inputs(patterns: list[str] | tuple[str, ...]) -> list[InputFile]:

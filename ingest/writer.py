@@ -59,7 +59,7 @@ class OutputDir:
     def write_bytes(self, rel: str, data: bytes) -> None:
         final = self.path(rel)
         tmp = _tmp_name(final)
-        with self.fs.open_output_stream(tmp) as f:
+        with self.fs.open_output_stream(tmp, compression=None) as f:
             f.write(data)
         self.fs.move(tmp, final)
 

@@ -14,6 +14,12 @@ CRAWL = SHARED_DATA / "crawl"
 
 sys.path.insert(0, str(ROOT))
 
+# The object-storage test talks to a local S3 server (moto) that accepts any credentials; they
+# must be in the environment before Ray starts so its workers inherit them.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
 
 @pytest.fixture(scope="session")
 def crawl_dir() -> Path:
