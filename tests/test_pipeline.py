@@ -177,3 +177,27 @@ def test_killed_run_resumes_to_the_same_account(crawl_dir, tmp_path):
     assert_account_exact(out, b)
     assert sorted(p.name for p in (out / "kept").iterdir()) == sorted(p.name for p in (clean / "kept").iterdir())
     assert not list(out.rglob(".tmp-*"))
+
+
+def test_sample_corpus_ground_truth(ray_local, tmp_path):
+    """The bundled sample through the CLI's default path: every labelled document is accounted
+    for once, empty pages are rejected by length, corrupt records are located where they are."""
+    from ingest.sample import write_sample
+
+    write_sample(tmp_path / "sample", docs=2000, seed=3)
+    summary = run([tmp_path / "sample" / "crawl-*"], tmp_path / "out", stages=["length"])
+    assert_account_exact(tmp_path / "out", summary)
+    labels = [json.loads(line) for line in (tmp_path / "sample" / "labels.jsonl").read_text().splitlines()]
+    kept, rejected = read_dir(tmp_path / "out" / "kept"), read_dir(tmp_path / "out" / "rejected")
+    outcome = dict(zip(kept.column("source_id").to_pylist(), [None] * kept.num_rows))
+    outcome.update(zip(rejected.column("source_id").to_pylist(), rejected.column("rejected_by").to_pylist()))
+    documents = [lab for lab in labels if lab["label"] != "corrupt"]
+    repaired = sum(1 for lab in labels if lab.get("corruption") == "invalid_utf8")  # flows on, repaired
+    assert {lab["source_id"] for lab in documents} <= set(outcome)
+    assert len(outcome) == len(documents) + repaired
+    assert all(outcome[lab["source_id"]] == "length.too_short" for lab in documents if lab["label"] == "empty")
+    errors = {(Path(e["file"]).name, e["position"]): e["reason"] for e in map(json.loads, (tmp_path / "out" / "errors.jsonl").read_text().splitlines())}
+    expected = {"truncated_json": "bad_json", "missing_text": "no_text", "invalid_utf8": "invalid_utf8"}
+    for lab in labels:
+        if lab["label"] == "corrupt":
+            assert errors[(lab["file"], str(lab["position"]))] == expected[lab["corruption"]]
