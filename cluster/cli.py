@@ -19,7 +19,7 @@ from pathlib import Path
 from cluster.config import ConfigError, build_config, load_yaml, stage_catalogue
 
 SAMPLE_DIR = "crawlsift-sample"
-SAMPLE_OUTPUT = "crawlsift-out"
+SAMPLE_OUTPUT = "crawlsift-out"  # also the default --output
 SAMPLE_DOCS = 5000
 
 
@@ -95,6 +95,9 @@ def _run(args) -> int:
             _sample(SAMPLE_DIR, SAMPLE_DOCS, 0)
         inputs = [f"{SAMPLE_DIR}/*.jsonl.gz", f"{SAMPLE_DIR}/*.warc.gz"]
         output = output or SAMPLE_OUTPUT
+    if not output and not (data.get("output") or {}).get("path"):
+        output = SAMPLE_OUTPUT
+        print(f"crawlsift: no --output given; writing to {output}/", file=sys.stderr)
     if args.batch_size is not None:
         data = {**data, "batch_size": args.batch_size}
     config = build_config(

@@ -59,11 +59,11 @@ def test_unknown_stage_in_flag(tmp_path, capsys, good_input):
     assert code == 2 and "unknown stage 'nope'" in err
 
 
-def test_no_output_given(tmp_path, capsys, good_input):
-    config = tmp_path / "p.yaml"
-    config.write_text(f"input: {{paths: [{good_input}]}}\n")
-    code, err = run_cli(capsys, "--config", str(config))
-    assert code == 2 and "no output" in err
+def test_no_output_in_a_config_built_without_the_cli(good_input):
+    from cluster.config import ConfigError, build_config
+
+    with pytest.raises(ConfigError, match="no output"):
+        build_config({"input": {"paths": [good_input]}})
 
 
 def test_yaml_config_is_parsed_into_stages_and_fields(tmp_path, good_input):
