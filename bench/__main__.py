@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     results += [in_fresh_process(measure_stage, paths, args.repeat, name) for name in stages]
     if not args.no_ray:
-        results.append(in_fresh_process(measure_ray_end_to_end, paths, stages))
+        results.append(in_fresh_process(measure_ray_end_to_end, paths, stages, pin=False))
 
     print(format_table(results))
     floor, reader = results[0], results[1]

@@ -74,8 +74,22 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def in_fresh_process(fn, *args) -> Result:
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+def pin_one_core() -> None:
+    """Per-core figures mean one core: pin the process and keep Polars/Arrow to one thread.
+    (Must run before polars/pyarrow start their thread pools, i.e. before they are imported.)"""
+    os.environ["POLARS_MAX_THREADS"] = "1"
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    import pyarrow
+
+    pyarrow.set_cpu_count(1)
+    pyarrow.set_io_thread_count(1)
+
+
+def in_fresh_process(fn, *args, pin: bool = True) -> Result:
+    initializer = pin_one_core if pin else None
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=initializer) as pool:
         return pool.submit(fn, *args).result()
 
 
