@@ -407,7 +407,7 @@ def _read_jsonl(fs, path, spec: InputSpec, builder: BatchBuilder) -> Iterator[pa
     lineno = 0
     try:
         for lineno, line in _iter_lines(_decompressed_chunks(fs, path)):
-            if not line.strip():
+            if not line or line.isspace():
                 continue
             _jsonl_record(builder, spec, lineno, line, text_names, id_names, url_names, date_names)
             if builder.full():
@@ -473,7 +473,7 @@ def _read_tsv(fs, path, spec: InputSpec, builder: BatchBuilder) -> Iterator[pa.T
     lineno = 0
     try:
         for lineno, line in _iter_lines(_decompressed_chunks(fs, path)):
-                if not line.strip():
+                if not line or line.isspace():
                     continue
                 text, repair = _decode_utf8(line.rstrip(b"\r"))
                 cells = dict(zip(columns, text.split("\t")))
