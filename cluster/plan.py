@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from filters.base import Stage, active_mask
+from filters.base import GlobalStage, Stage, active_mask
 from ingest.readers import InputFile, InputSpec, read_file
-from ingest.writer import STAGE_SECONDS_PREFIX, OutputDir, write_batch
+from ingest.writer import STAGE_SECONDS_PREFIX, OutputDir, write_batch, write_intermediate
 
 
 class _ReadFiles:
@@ -30,6 +30,59 @@ class _ReadFiles:
             yield from read_file(InputFile(row["index"], row["path"], row["size"]), self.spec, self.batch_size)
 
 
+class _ReadParts:
+    """map_batches UDF for the segment after a global stage: streams each input file's parts
+    from the previous segment, in order, through the global stage's ``apply``."""
+
+    def __init__(self, output: str, parts_dir: str, decisions_dir: str, stage: GlobalStage, keys: dict[int, str]):
+        self.output = output
+        self.parts_dir = parts_dir
+        self.decisions_dir = decisions_dir
+        self.stage = stage
+        self.keys = keys
+
+    def __call__(self, files: pa.Table):
+        import pyarrow.parquet as pq
+
+        from dedup.shuffle import load_decisions
+
+        out = OutputDir(self.output)
+        for row in files.to_pylist():
+            key = self.keys[row["index"]]
+            decisions = load_decisions(out.fs, out.path(self.decisions_dir), key)
+            for part in out.list(f"{self.parts_dir}"):
+                if part.rsplit("/", 1)[-1].startswith(f"part-{key}-"):
+                    table = pq.read_table(part, filesystem=out.fs)
+                    if decisions is not None:
+                        start = time.perf_counter()
+                        mask = active_mask(table)
+                        table = self.stage.apply(table, decisions)
+                        table = _add_seconds(table, self.stage.name, time.perf_counter() - start, mask)
+                    yield table
+
+
+class GlobalMap(Stage):
+    """The streaming first step of a GlobalStage, as a plain stage of its segment."""
+
+    def __init__(self, stage: GlobalStage):
+        self.stage = stage
+        self.name = stage.name
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return self.stage.map(table)
+
+
+def _add_seconds(table: pa.Table, name: str, elapsed: float, mask: np.ndarray) -> pa.Table:
+    column = STAGE_SECONDS_PREFIX + name
+    per_row = np.zeros(table.num_rows)
+    if mask.any():
+        per_row[mask] = elapsed / mask.sum()
+    if column in table.column_names:
+        per_row += table.column(column).to_numpy()
+        return table.set_column(table.schema.get_field_index(column), column, pa.array(per_row))
+    return table.append_column(column, pa.array(per_row))
+
+
 def run_stage(stage: Stage, table: pa.Table) -> pa.Table:
     """Apply one stage and record its time, spread over the rows it judged, in ``_sec_<stage>``
     so each input file's account can say how long each stage spent on it."""
@@ -37,11 +90,7 @@ def run_stage(stage: Stage, table: pa.Table) -> pa.Table:
     mask = active_mask(table)
     if mask.any():
         table = stage(table)
-    elapsed = time.perf_counter() - start
-    per_row = np.zeros(table.num_rows)
-    if mask.any():
-        per_row[mask] = elapsed / mask.sum()
-    return table.append_column(STAGE_SECONDS_PREFIX + stage.name, pa.array(per_row))
+    return _add_seconds(table, stage.name, time.perf_counter() - start, mask)
 
 
 class _StatelessStage:
@@ -64,26 +113,34 @@ class StageActor:
 
 
 class _WriteBatch:
-    def __init__(self, output: str, files: list[InputFile]):
+    """The sink: final kept/rejected Parquet, or (``intermediate_dir``) every row of the batch
+    as a part file for the next segment."""
+
+    def __init__(self, output: str, files: list[InputFile], intermediate_dir: str | None = None):
         self.output = output
         self.keys = {f.index: f.key for f in files}
         self.paths = {f.index: f.path for f in files}
+        self.intermediate_dir = intermediate_dir
         self._out = None
 
     def __call__(self, table: pa.Table) -> pa.Table:
         if self._out is None:
             self._out = OutputDir(self.output)
+        if self.intermediate_dir:
+            return write_intermediate(table, self._out, self.intermediate_dir, self.keys)
         return write_batch(table, self._out, self.keys, self.paths)
 
 
 def build_dataset(files: list[InputFile], spec: InputSpec, stages: list[Stage], output: str, *,
-                  batch_size: int, parallelism: int | None, actors_per_stage: int | None = None):
+                  batch_size: int, parallelism: int | None, actors_per_stage: int | None = None,
+                  source: _ReadParts | None = None, intermediate_dir: str | None = None):
+    """Read (raw inputs, or ``source``: the previous segment's parts) -> stages -> sink."""
     import ray.data
 
     items = [{"index": f.index, "path": f.path, "size": f.size} for f in files]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map_batches(
-        _ReadFiles(spec, batch_size),
+        source or _ReadFiles(spec, batch_size),
         batch_size=1,
         batch_format="pyarrow",
         concurrency=parallelism,
@@ -102,7 +159,7 @@ def build_dataset(files: list[InputFile], spec: InputSpec, stages: list[Stage], 
             )
         else:
             ds = ds.map_batches(_StatelessStage(stage), batch_size=None, batch_format="pyarrow", zero_copy_batch=True)
-    return ds.map_batches(_WriteBatch(output, files), batch_size=None, batch_format="pyarrow")
+    return ds.map_batches(_WriteBatch(output, files, intermediate_dir), batch_size=None, batch_format="pyarrow")
 
 
 def _cluster_cpus() -> int:
@@ -115,6 +172,10 @@ def describe_plan(stages: list[Stage]) -> list[str]:
     """One line per operator, as the CLI prints it before running."""
     lines = ["read (tasks, one per input file)"]
     for stage in stages:
+        if getattr(stage, "is_global", False):
+            lines.append(f"{stage.name} keys (tasks, fused) => write parts; {stage.name} reduce (hash shuffle on disk, "
+                         f"Ray tasks) => read parts + {stage.name} apply (tasks, one per input file)")
+            continue
         kind = f"actor pool, {stage.num_cpus:g} CPU / {stage.num_gpus:g} GPU per actor" if stage.stateful else "tasks, fused"
         lines.append(f"{stage.name} ({kind})")
     lines.append("write kept/rejected Parquet (tasks, fused)")

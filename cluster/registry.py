@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dedup.exact import ExactDedup
 from filters.base import Stage
 from filters.length import LengthFilter
 
@@ -9,6 +10,7 @@ STAGES: dict[str, type[Stage]] = {
     cls.name: cls
     for cls in (
         LengthFilter,
+        ExactDedup,
     )
 }
 

@@ -10,8 +10,12 @@ import sys
 import time
 from collections import defaultdict
 
+import pyarrow.fs as pafs
+
 from cluster.config import ConfigError, PipelineConfig
-from cluster.plan import build_dataset
+from cluster.plan import GlobalMap, _ReadParts, build_dataset
+from dedup.driver import run_global_reduce
+from filters.base import GlobalStage, Stage
 from ingest.readers import InputFile
 from ingest.writer import OutputDir, merge_accounts
 
@@ -19,8 +23,9 @@ from ingest.writer import OutputDir, merge_accounts
 class Progress:
     """One status line on stderr, rewritten in place on a terminal, every few seconds otherwise."""
 
-    def __init__(self, total_files: int, stream=sys.stderr, every: float | None = None):
+    def __init__(self, total_files: int, stream=sys.stderr, every: float | None = None, label: str = ""):
         self.total_files = total_files
+        self.label = label
         self.stream = stream
         self.tty = stream.isatty()
         self.every = every if every is not None else (0.5 if self.tty else 5.0)
@@ -34,7 +39,7 @@ class Progress:
         self.last = now
         elapsed = max(now - self.start, 1e-9)
         line = (
-            f"[{elapsed:7.1f}s] files {files_done}/{self.total_files} | documents {documents:,} "
+            f"[{elapsed:7.1f}s] {self.label}files {files_done}/{self.total_files} | documents {documents:,} "
             f"({documents / elapsed:,.0f}/s) | kept {kept:,} | unreadable {unreadable:,}"
         )
         self.stream.write(("\r" + line) if self.tty else line + "\n")
@@ -91,23 +96,64 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bo
     out.write_json("_state/run.json", {"fingerprint": fingerprint, "config": config.describe()})
 
     files = config.files
-    pending = [f for f in files if not _finished(out, f)]
-    for f in pending:  # parts of an input that did not finish are redone from scratch
-        out.remove_parts_of(f.key)
-        _remove(out, f"_state/done/{f.key}.json")
-
+    keys = {f.index: f.key for f in files}
+    segments = split_segments(config.stages)
     run_seconds = 0.0
-    if pending:
-        init_ray(config.ray_address)
-        run_seconds = _process(config, pending, out, progress, already_done=len(files) - len(pending))
+    processed = 0
+    redo_downstream = False  # set once anything upstream changed in this run
+    source = None
+    for i, (apply_from, stages, global_stage) in enumerate(segments):
+        final = global_stage is None
+        done_dir = "_state/done" if final else f"_state/seg{i}/done"
+        parts_dir = None if final else f"_state/seg{i}/parts"
+        out.makedirs(done_dir, *([parts_dir] if parts_dir else []))
+        pending = [f for f in files if redo_downstream or not _finished(out, f, done_dir)]
+        for f in pending:  # parts of an input that did not finish are redone from scratch
+            out.remove_parts_of(f.key, ("kept", "rejected", "_state/errors") if final else (parts_dir,))
+            _remove(out, f"{done_dir}/{f.key}.json")
+        if pending:
+            init_ray(config.ray_address)
+            label = "" if len(segments) == 1 else f"segment {i + 1}/{len(segments)} "
+            plan_stages = stages + ([GlobalMap(global_stage)] if global_stage else [])
+            run_seconds += _process(config, pending, out, progress, len(files) - len(pending), plan_stages,
+                                    done_dir=done_dir, parts_dir=parts_dir, source=source, label=label)
+            redo_downstream = True
+            if final:
+                processed = len(pending)
+        if global_stage is not None:
+            state_path = f"_state/seg{i}/reduce.json"
+            if redo_downstream or out.read_json(state_path) is None:
+                init_ray(config.ray_address)
+                start = time.monotonic()
+                parts = [p for p in out.list(parts_dir) if p.endswith(".parquet")]
+                documents = sum((out.read_json(f"{done_dir}/{f.key}.json") or {}).get("rows", 0) for f in files)
+                rejected = run_global_reduce(global_stage, out.fs, parts, out.path(f"_state/seg{i}"), keys, documents)
+                out.write_json(state_path, {"stage": global_stage.name, "rejected": rejected,
+                                            "seconds": time.monotonic() - start})
+                redo_downstream = True
+            source = _ReadParts(config.output, parts_dir, f"_state/seg{i}/decisions", global_stage, keys)
 
-    summary = write_summary(config, out, files, wall_seconds=time.time() - started, processed=len(pending))
+    summary = write_summary(config, out, files, wall_seconds=time.time() - started, processed=processed)
     summary["processing_seconds"] = run_seconds
     return summary
 
 
-def _finished(out: OutputDir, f: InputFile) -> bool:
-    manifest = out.read_json(f"_state/done/{f.key}.json")
+def split_segments(stages: list[Stage]) -> list[tuple[GlobalStage | None, list[Stage], GlobalStage | None]]:
+    """Cut the stage list at each global stage: (global stage whose decisions this segment
+    applies first, its plain stages, global stage whose keys it computes last)."""
+    segments, current, apply_from = [], [], None
+    for stage in stages:
+        if getattr(stage, "is_global", False):
+            segments.append((apply_from, current, stage))
+            current, apply_from = [], stage
+        else:
+            current.append(stage)
+    segments.append((apply_from, current, None))
+    return segments
+
+
+def _finished(out: OutputDir, f: InputFile, done_dir: str = "_state/done") -> bool:
+    manifest = out.read_json(f"{done_dir}/{f.key}.json")
     return bool(manifest) and manifest.get("path") == f.path and manifest.get("size") == f.size
 
 
@@ -119,19 +165,24 @@ def _remove(out: OutputDir, rel: str) -> None:
 
 
 def _clear(out: OutputDir) -> None:
-    for sub in ("kept", "rejected", "_state/done", "_state/errors"):
+    for sub in ("kept", "rejected"):
         for path in out.list(sub):
             out.delete(path)
+    if out.fs.get_file_info(out.path("_state")).type == pafs.FileType.Directory:
+        out.fs.delete_dir(out.path("_state"))
 
 
-def _process(config: PipelineConfig, pending: list[InputFile], out: OutputDir, show: bool, already_done: int) -> float:
+def _process(config: PipelineConfig, pending: list[InputFile], out: OutputDir, show: bool, already_done: int,
+             stages: list[Stage], *, done_dir: str, parts_dir: str | None, source, label: str) -> float:
     ds = build_dataset(
         pending,
         config.input,
-        config.stages,
+        stages,
         config.output,
         batch_size=config.batch_size,
         parallelism=config.parallelism,
+        source=source,
+        intermediate_dir=parts_dir,
     )
     by_index = {f.index: f for f in pending}
     groups: dict[int, list[dict]] = defaultdict(list)
@@ -139,7 +190,7 @@ def _process(config: PipelineConfig, pending: list[InputFile], out: OutputDir, s
     last_seq: dict[int, int] = {}
     done = already_done
     documents = kept = unreadable = 0
-    meter = Progress(len(config.files)) if show else None
+    meter = Progress(len(config.files), label=label) if show else None
     start = time.monotonic()
     for stats in ds.iter_batches(batch_format="pyarrow", batch_size=None):
         for row in stats.to_pylist():
@@ -147,28 +198,28 @@ def _process(config: PipelineConfig, pending: list[InputFile], out: OutputDir, s
             index = row["file"]
             groups[index].append(account)
             rows[index] += row["rows"]
-            documents += account["documents"] + sum(account["unreadable"].values())
-            kept += account["kept"]
-            unreadable += sum(account["unreadable"].values())
+            documents += account["documents"] + sum(account.get("unreadable", {}).values())
+            kept += account.get("kept", account["documents"])
+            unreadable += sum(account.get("unreadable", {}).values())
             if row["last_seq"] >= 0:
                 last_seq[index] = row["last_seq"]
             if index in last_seq and rows[index] == last_seq[index] + 1:
-                _finish_file(out, by_index[index], groups.pop(index), rows[index])
+                _finish_file(out, by_index[index], groups.pop(index), rows[index], done_dir)
                 done += 1
         if meter:
             meter.update(done, documents, kept, unreadable)
     if meter:
         meter.update(done, documents, kept, unreadable, force=True)
         meter.close()
-    unfinished = [by_index[i].path for i in by_index if not _finished(out, by_index[i])]
+    unfinished = [by_index[i].path for i in by_index if not _finished(out, by_index[i], done_dir)]
     if unfinished:
         raise RuntimeError(f"{len(unfinished)} input(s) did not finish, e.g. {unfinished[0]}; rerun to resume")
     return time.monotonic() - start
 
 
-def _finish_file(out: OutputDir, f: InputFile, accounts: list[dict], rows: int) -> None:
+def _finish_file(out: OutputDir, f: InputFile, accounts: list[dict], rows: int, done_dir: str) -> None:
     manifest = {"path": f.path, "size": f.size, "rows": rows, "account": merge_accounts(accounts)}
-    out.write_json(f"_state/done/{f.key}.json", manifest)
+    out.write_json(f"{done_dir}/{f.key}.json", manifest)
 
 
 def write_summary(config: PipelineConfig, out: OutputDir, files: list[InputFile], *, wall_seconds: float, processed: int) -> dict:
@@ -176,6 +227,10 @@ def write_summary(config: PipelineConfig, out: OutputDir, files: list[InputFile]
     account = merge_accounts(m["account"] for m in manifests if m)
     unreadable_total = sum(account["unreadable"].values())
     rejected_total = sum(account["rejected"].values())
+    for i, (_, _, global_stage) in enumerate(split_segments(config.stages)):
+        state = out.read_json(f"_state/seg{i}/reduce.json") if global_stage else None
+        if state:
+            account["stage_seconds"][global_stage.name] = account["stage_seconds"].get(global_stage.name, 0.0) + state["seconds"]
     summary = {
         "input_files": len(files),
         "input_files_processed_this_run": processed,

@@ -103,3 +103,41 @@ def _set_or_append(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
     if index >= 0:
         return table.set_column(index, name, values)
     return table.append_column(name, values)
+
+
+class GlobalStage(Stage):
+    """A stage whose decision needs the whole corpus (deduplication), in three steps:
+
+    1. ``map`` (streaming, per batch): annotate the still-kept documents with the keys the decision
+       needs (a text hash, MinHash band keys), in columns named after the stage;
+    2. a global reduce (``reduce_plan`` in dedup/, run by the driver on Ray): from the keys of
+       every document to the set of rejected ids, never gathering documents on one process;
+    3. ``apply`` (streaming, per batch): mark the rejected ids.
+
+    The driver runs the stages before it, writes their output once, reduces, then streams that
+    output through ``apply`` and the stages after it. Order between documents is (input file
+    index, row in file): "the first" duplicate is the first in input order.
+    """
+
+    is_global: ClassVar[bool] = True
+
+    def map(self, table: pa.Table) -> pa.Table:
+        raise NotImplementedError
+
+    def key_columns(self) -> list[str]:
+        """The columns ``map`` adds that the reduce reads."""
+        raise NotImplementedError
+
+    def apply(self, table: pa.Table, decisions: pa.Table) -> pa.Table:
+        """Mark the rows whose id is in ``decisions`` (columns id, rejected_by, and the stage's
+        annotation columns) as rejected, if nothing rejected them before."""
+        if decisions.num_rows == 0 or table.num_rows == 0:
+            return table
+        position = pc.index_in(table.column("id"), value_set=decisions.column("id"))
+        hit = pc.and_(pc.is_valid(position), pc.is_null(table.column("rejected_by")))
+        taken = {name: decisions.column(name).take(pc.fill_null(position, 0)) for name in decisions.column_names if name != "id"}
+        for name, values in taken.items():
+            base = table.column(name) if name in table.column_names else pa.nulls(table.num_rows, values.type)
+            merged = pc.if_else(hit, values, base)
+            table = _set_or_append(table, name, merged)
+        return table

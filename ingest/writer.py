@@ -52,8 +52,8 @@ class OutputDir:
     def path(self, *parts: str) -> str:
         return "/".join([self.root.rstrip("/"), *parts])
 
-    def makedirs(self) -> None:
-        for sub in ("kept", "rejected", "_state/done", "_state/errors"):
+    def makedirs(self, *extra: str) -> None:
+        for sub in ("kept", "rejected", "_state/done", "_state/errors", *extra):
             self.fs.create_dir(self.path(sub), recursive=True)
 
     def write_bytes(self, rel: str, data: bytes) -> None:
@@ -86,10 +86,10 @@ class OutputDir:
     def delete(self, path: str) -> None:
         self.fs.delete_file(path)
 
-    def remove_parts_of(self, file_key: str) -> int:
+    def remove_parts_of(self, file_key: str, subdirs=("kept", "rejected", "_state/errors")) -> int:
         """Delete every part and error fragment of one input (an unfinished one, before redoing it)."""
         removed = 0
-        for sub in ("kept", "rejected", "_state/errors"):
+        for sub in subdirs:
             for path in self.list(sub):
                 name = path.rsplit("/", 1)[-1]
                 if name.startswith((f"part-{file_key}-", f"{file_key}-", f".tmp-part-{file_key}-")):
@@ -111,6 +111,26 @@ def write_batch(table: pa.Table, out: OutputDir, file_keys: dict[int, str], path
     for file_index in np.unique(files):
         group = table.filter(pa.array(files == file_index)) if len(np.unique(files)) > 1 else table
         stats.append(_write_group(group, out, file_keys[int(file_index)], paths[int(file_index)]))
+    return pa.Table.from_pylist(stats, schema=STATS_SCHEMA)
+
+
+def write_intermediate(table: pa.Table, out: OutputDir, parts_dir: str, file_keys: dict[int, str]) -> pa.Table:
+    """A segment boundary (before a global stage's reduce): every row, all columns, one part per
+    input file in the batch; stats rows carry only the completion bookkeeping."""
+    stats = []
+    files = table.column("_file").to_numpy()
+    for file_index in np.unique(files):
+        group = table.filter(pa.array(files == file_index)) if len(np.unique(files)) > 1 else table
+        seq = group.column("_seq").to_numpy()
+        last = group.column("_last").to_numpy(zero_copy_only=False)
+        out.write_parquet(f"{parts_dir}/part-{file_keys[int(file_index)]}-{int(seq.min()):012d}.parquet", group)
+        stats.append({
+            "file": int(file_index),
+            "first_seq": int(seq.min()),
+            "rows": group.num_rows,
+            "last_seq": int(seq[last].max()) if last.any() else -1,
+            "account": json.dumps({"documents": int(pc.sum(pc.is_null(group.column("rejected_by"))).as_py() or 0)}),
+        })
     return pa.Table.from_pylist(stats, schema=STATS_SCHEMA)
 
 

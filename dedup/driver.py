@@ -1,0 +1,33 @@
+"""The distributed part of deduplication: run a GlobalStage's scatter and reduce tasks on Ray."""
+
+from __future__ import annotations
+
+import pyarrow.fs as pafs
+
+from dedup.shuffle import reduce_partition, scatter
+from filters.base import GlobalStage
+
+# Key rows per reduce partition the driver aims for: a few tens of MB of keys per task.
+ROWS_PER_PARTITION = 2_000_000
+
+
+def run_global_reduce(stage: GlobalStage, fs: pafs.FileSystem, parts: list[str], work_dir: str,
+                      file_keys: dict[int, str], documents: int, partitions: int | None = None) -> int:
+    """Scatter every part file's keys, reduce every partition; return the number of rejections.
+    Decisions land in ``<work_dir>/decisions/<file key>/``."""
+    import ray
+
+    partitions = partitions or max(1, min(4096, documents // ROWS_PER_PARTITION + 1))
+    shuffle_dir, decisions_dir = f"{work_dir}/shuffle", f"{work_dir}/decisions"
+    for stale in (shuffle_dir, decisions_dir):
+        if fs.get_file_info(stale).type == pafs.FileType.Directory:
+            fs.delete_dir(stale)
+
+    scatter_task = ray.remote(num_cpus=1)(scatter)
+    ray.get([scatter_task.remote(stage, fs, part, shuffle_dir, partitions) for part in parts])
+    reduce_task = ray.remote(num_cpus=1)(reduce_partition)
+    rejected = sum(ray.get([
+        reduce_task.remote(stage, fs, shuffle_dir, j, decisions_dir, file_keys) for j in range(partitions)
+    ]))
+    fs.delete_dir(shuffle_dir) if fs.get_file_info(shuffle_dir).type == pafs.FileType.Directory else None
+    return rejected

@@ -1,0 +1,89 @@
+"""Exact deduplication: documents whose normalized text is equal keep one copy.
+
+The key is xxHash3-128 of the text after the normalization the parameters ask for (by default
+leading/trailing whitespace stripped and internal whitespace runs collapsed, so re-wrapped copies
+of a page match; case kept). The first document in input order (or the one with the highest
+``priority_column`` value, input order breaking ties) is kept; every other copy is rejected as
+``exact_dedup.duplicate`` with the kept document's id in ``exact_dedup_duplicate_of``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import xxhash
+
+from filters.base import GlobalStage, _scatter, _set_or_append, active_mask
+
+REASON = "exact_dedup.duplicate"
+
+
+def text_keys(texts: pl.Series, collapse_whitespace: bool = True, lowercase: bool = False) -> np.ndarray:
+    """(n, 2) uint64: the xxh3-128 of each normalized text. The normalization is columnar; the
+    hash is one C call per document (xxhash has no batch API, and the call is the floor)."""
+    expr = pl.col("t").str.strip_chars()
+    if collapse_whitespace:
+        expr = expr.str.replace_all(r"\s+", " ")
+    if lowercase:
+        expr = expr.str.to_lowercase()
+    normalized = pl.DataFrame({"t": texts}).select(expr.fill_null("")).to_series().to_list()
+    digests = np.fromiter(
+        (x for t in normalized for x in divmod(xxhash.xxh3_128_intdigest(t.encode()), 1 << 64)),
+        dtype=np.uint64,
+        count=2 * len(normalized),
+    )
+    return digests.reshape(-1, 2)
+
+
+@dataclass(frozen=True)
+class ExactDedup(GlobalStage):
+    """Keep one document per exact (normalized) text. See the module docstring."""
+
+    name = "exact_dedup"
+
+    collapse_whitespace: bool = True
+    lowercase: bool = False
+    # A numeric column (e.g. quality_score) whose highest value wins within a duplicate set.
+    priority_column: str | None = None
+
+    def key_columns(self) -> list[str]:
+        return ["exact_dedup_key_hi", "exact_dedup_key_lo", "exact_dedup_priority"]
+
+    def map(self, table: pa.Table) -> pa.Table:
+        mask = active_mask(table)
+        rows = np.flatnonzero(mask)
+        keys = text_keys(pl.from_arrow(table.column("text").take(rows)), self.collapse_whitespace, self.lowercase)
+        hi = _scatter(pa.nulls(table.num_rows, pa.uint64()), mask, pa.array(keys[:, 0]))
+        lo = _scatter(pa.nulls(table.num_rows, pa.uint64()), mask, pa.array(keys[:, 1]))
+        if self.priority_column:
+            if self.priority_column not in table.column_names:
+                raise ValueError(f"exact_dedup.priority_column {self.priority_column!r} is not a column of the batch")
+            priority = table.column(self.priority_column).cast(pa.float64())
+        else:
+            priority = pa.nulls(table.num_rows, pa.float64())
+        table = _set_or_append(table, "exact_dedup_key_hi", hi)
+        table = _set_or_append(table, "exact_dedup_key_lo", lo)
+        return _set_or_append(table, "exact_dedup_priority", priority)
+
+    def partition_of(self, keys: pa.Table, partitions: int) -> np.ndarray:
+        return (keys.column("exact_dedup_key_lo").to_numpy() % np.uint64(partitions)).astype(np.int64)
+
+    def decide(self, keys: pa.Table) -> pa.Table:
+        """All key rows of one hash partition -> the rejected ones (id, _file, rejected_by,
+        exact_dedup_duplicate_of)."""
+        frame = pl.from_arrow(keys).with_columns(pl.col("exact_dedup_priority").fill_null(float("-inf")))
+        ordered = frame.sort(
+            ["exact_dedup_key_hi", "exact_dedup_key_lo", "exact_dedup_priority", "_file", "_seq"],
+            descending=[False, False, True, False, False],
+        )
+        group = ["exact_dedup_key_hi", "exact_dedup_key_lo"]
+        decided = ordered.with_columns(
+            pl.col("id").first().over(group).alias("exact_dedup_duplicate_of"),
+            pl.int_range(pl.len()).over(group).alias("_rank"),
+        ).filter(pl.col("_rank") > 0)
+        return decided.select(
+            "id", "_file", pl.lit(REASON).alias("rejected_by"), "exact_dedup_duplicate_of"
+        ).to_arrow()
