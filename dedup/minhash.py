@@ -41,11 +41,10 @@ should a CJK pipeline (tokenise first, or use character n-grams).
 Shingle hashes
 --------------
 ``hashfunc="wordmix"`` (default) is computed in NumPy for the whole batch: each word's lowered
-bytes are read as little-endian 8-byte lanes (a word of <= 8 bytes is its own lane, exactly and
-injectively, since words hold no byte <= 0x20), lanes are combined with xxHash64's round function
-and finalised with the MurmurHash3/xxHash avalanche (``fmix64``); words longer than 256 bytes
-(rare outside CJK runs) are hashed with ``xxhash.xxh3_64`` instead, one C call each.
-A shingle's hash is a polynomial (Horner) combination of its word hashes mod 2^64 with a fixed
+bytes are read as little-endian 8-byte lanes (the last one zero-padded), each lane ``j`` is
+finalised with the MurmurHash3/xxHash avalanche ``fmix64(lane_j ^ j * P)`` and the word hash is
+their sum mod 2**64. A word of <= 8 bytes is thus ``fmix64`` of its bytes: injective, since
+words hold no byte <= 0x20. A shingle's hash is a polynomial (Horner) combination of its word hashes mod 2^64 with a fixed
 odd multiplier, finalised by ``fmix64`` again. All integer arithmetic is explicit uint64
 wrap-around, so the values are the same on every platform and NumPy version.
 
@@ -109,11 +108,9 @@ _P4 = _U64(0x85EBCA77C2B2AE63)
 _SHINGLE_MULT = _U64(0x9FB21C651E98DF25)  # odd: Horner multiplier combining word hashes
 _BAND_SEED = _U64(0x2545F4914F6CDD1D)
 
-# Words longer than this many bytes are hashed with xxh3_64, one C call each.
-_LONG_WORD = 256
 _LANE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
 # Text processed at a time by the tokenizer (bounds its temporaries: ~12 bytes per text byte).
-_CHUNK_BYTES = 4 << 20
+_CHUNK_BYTES = 2 << 20
 # Shingles per block in the signature kernel: a (num_perm, block) matrix of ~3.5 MB (uint32).
 _SIG_BLOCK = 8192
 
@@ -153,10 +150,10 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=2)
-def _bmp_tables(strip_punctuation: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[tuple[int, int], ...]]:
+def _bmp_tables(strip_punctuation: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For the BMP above ASCII: ``lower`` (code point -> lower-case code point of the same UTF-8
     length, else itself) and ``sep`` (code point is whitespace, or punctuation/symbol when
-    stripping); the ASCII byte table ``ascii_sep`` (bytes that separate words); and the ranges
+    stripping); the ASCII byte table ``ascii_sep`` (bytes that separate words); and the table
     of UTF-8 lead bytes whose code points ever need rewriting (the others, e.g. the CJK
     ideographs' 0xE4-0xE9, are skipped without decoding)."""
     lower = np.arange(0x10000, dtype=np.uint32)
@@ -176,20 +173,10 @@ def _bmp_tables(strip_punctuation: bool) -> tuple[np.ndarray, np.ndarray, np.nda
         for b in range(33, 128):
             if unicodedata.category(chr(b))[0] in "PS":
                 ascii_sep[b] = True
-    touched = (lower != np.arange(0x10000)) | sep
-    lead = set()
-    for cp in np.flatnonzero(touched).tolist():
-        lead.add(0xC0 | (cp >> 6) if cp < 0x800 else 0xE0 | (cp >> 12))
-    ranges, run = [], None
-    for b in range(0xC2, 0xF0):
-        if b in lead:
-            run = (run[0], b) if run else (b, b)
-        elif run:
-            ranges.append(run)
-            run = None
-    if run:
-        ranges.append(run)
-    return lower, sep, ascii_sep, tuple(ranges)
+    touched = np.flatnonzero((lower != np.arange(0x10000)) | sep)
+    lead_interest = np.zeros(256, dtype=bool)  # lead bytes whose code points may be rewritten
+    lead_interest[np.where(touched < 0x800, 0xC0 | (touched >> 6), 0xE0 | (touched >> 12))] = True
+    return lower, sep, ascii_sep, lead_interest
 
 
 def _utf8_len(cp: int) -> int:
@@ -228,8 +215,10 @@ def _text_buffers(texts) -> tuple[np.ndarray, np.ndarray]:
     return offsets.astype(np.int64), data
 
 
-def _chunks(offsets: np.ndarray, limit: int = _CHUNK_BYTES) -> list[tuple[int, int]]:
-    """Split documents [0, docs) into consecutive runs of about ``limit`` bytes (at least one doc)."""
+def _chunks(offsets: np.ndarray, limit: int | None = None) -> list[tuple[int, int]]:
+    """Split documents [0, docs) into consecutive runs of about ``limit`` bytes (default
+    ``_CHUNK_BYTES``), at least one document each."""
+    limit = _CHUNK_BYTES if limit is None else limit
     docs = len(offsets) - 1
     out, d = [], 0
     while d < docs:
@@ -247,7 +236,7 @@ def _chunks(offsets: np.ndarray, limit: int = _CHUNK_BYTES) -> list[tuple[int, i
 def _normalise(x: np.ndarray, nb: int, lowercase: bool, strip_punctuation: bool) -> None:
     """Rewrite the UTF-8 bytes ``x[:nb]`` in place: lower-case (if asked) and turn separators
     (whitespace; punctuation/symbols when stripping) into spaces, every byte of them."""
-    lower, sep, ascii_sep, lead_ranges = _bmp_tables(strip_punctuation)
+    lower, sep, ascii_sep, lead_interest = _bmp_tables(strip_punctuation)
     v = x[:nb]
     if lowercase:
         up = np.subtract(v, np.uint8(65))
@@ -257,15 +246,10 @@ def _normalise(x: np.ndarray, nb: int, lowercase: bool, strip_punctuation: bool)
         v[ascii_sep[v]] = 32
     # Non-ASCII: code points of 2- and 3-byte sequences whose lead byte can need rewriting
     # (followed by valid continuation bytes; x is padded, so x[p + 2] always exists).
-    interesting = np.zeros(nb, dtype=bool)
-    scratch = np.empty(nb, dtype=np.uint8)
-    for first, last in lead_ranges:
-        if first == last:
-            interesting |= v == first
-        else:
-            np.subtract(v, np.uint8(first), out=scratch)
-            interesting |= scratch <= np.uint8(last - first)
-    leads = np.flatnonzero(interesting)
+    leads = np.flatnonzero(v >= 0xC2)
+    if not len(leads):
+        return
+    leads = leads[lead_interest[x[leads]]]
     if not len(leads):
         return
     b0 = x[leads]
@@ -293,6 +277,9 @@ def _normalise(x: np.ndarray, nb: int, lowercase: bool, strip_punctuation: bool)
     if lowercase:
         new = lower[cp]
         changed = (new != cp) & valid & ~is_sep
+        sigma = np.flatnonzero(changed & (cp == 0x3A3))
+        if len(sigma):
+            new[sigma] = _final_sigma(x, leads[sigma])
         if changed.any():
             p, n, t = leads[changed], new[changed], three[changed]
             p2, n2 = p[~t], n[~t]
@@ -302,6 +289,18 @@ def _normalise(x: np.ndarray, nb: int, lowercase: bool, strip_punctuation: bool)
             x[p3] = (0xE0 | (n3 >> 12)).astype(np.uint8)
             x[p3 + 1] = (0x80 | ((n3 >> 6) & 0x3F)).astype(np.uint8)
             x[p3 + 2] = (0x80 | (n3 & 0x3F)).astype(np.uint8)
+
+
+def _final_sigma(x: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Lower case of the capital sigmas (U+03A3) at byte ``positions``: 'ς' at the end of a word,
+    else 'σ', as ``str.lower()`` decides it (Unicode Final_Sigma), from 8 characters of context
+    either side. One Python call per capital sigma: they are rare outside all-caps Greek."""
+    out = np.empty(len(positions), dtype=np.uint32)
+    for i, p in enumerate(positions.tolist()):
+        left = bytes(x[max(p - 32, 0) : p]).decode("utf-8", "ignore")[-8:]
+        right = bytes(x[p + 2 : p + 34]).decode("utf-8", "ignore")[:8]
+        out[i] = ord((left + "\u03a3" + right).lower()[len(left)])
+    return out
 
 
 def _word_spans(x: np.ndarray, nb: int, doc_off: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -325,51 +324,32 @@ def _word_spans(x: np.ndarray, nb: int, doc_off: np.ndarray) -> tuple[np.ndarray
 
 
 def _word_hashes(x: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """uint64 hash of each word's bytes (see the module doc: 8-byte lanes, xxHash64 rounds,
-    fmix64; xxh3_64 above _LONG_WORD bytes). ``x`` must have 8 bytes of padding past the text."""
+    """uint64 hash of each word's bytes: the word read as little-endian 8-byte lanes (the last
+    one zero-padded), ``sum_j fmix64(lane_j ^ j * C) mod 2**64``. A word of <= 8 bytes is
+    ``fmix64`` of its bytes, injective (words hold no zero byte). ``x`` must have 8 bytes of
+    padding past the text."""
     lanes = np.ndarray((len(x) - 7,), dtype="<u8", buffer=x, strides=(1,))  # unaligned loads
     lengths = ends - starts
     acc = lanes[starts]
     acc &= _LANE_MASKS[np.minimum(lengths, 8)]
+    fmix64(acc, out=acc)
     longer = np.flatnonzero(lengths > 8)
     if len(longer):
-        size = lengths[longer]
-        huge = longer[size > _LONG_WORD]
-        sel = longer[size <= _LONG_WORD]
-        # Longest first, so the words still needing lane j are always a prefix: lane j of all
-        # of them at once, no filtering between rounds.
-        more_lanes = ((lengths[sel] - 1) >> 3).astype(np.int16)  # lanes after the first
-        order = np.argsort(-more_lanes, kind="stable")
-        sel, more_lanes = sel[order], more_lanes[order]
-        active = np.searchsorted(-more_lanes, -np.arange(1, int(more_lanes[0]) + 1 if len(sel) else 1), side="right")
-        a = acc[sel]
-        a *= _P2
-        pos = starts[sel]
-        rest = lengths[sel]
-        for lane, n_active in enumerate(active.tolist(), start=1):
-            pos_j = pos[:n_active] + 8 * lane
-            k = lanes[pos_j]
-            k &= _LANE_MASKS[np.clip(rest[:n_active] - 8 * lane, 0, 8)]
-            k *= _P2
-            aj = a[:n_active]
-            r = _rotl(aj, 31)
-            r *= _P1
-            r ^= k
-            aj[...] = _rotl(r, 27)
-            aj *= _P1
-            aj += _P4
-        acc[sel] = a
-        if len(huge):
-            import xxhash
-
-            mv = memoryview(x)
-            h3 = xxhash.xxh3_64_intdigest
-            acc[huge] = np.fromiter(
-                (h3(mv[s:e]) for s, e in zip(starts[huge].tolist(), ends[huge].tolist())),
-                dtype=np.uint64,
-                count=len(huge),
-            )
-    return fmix64(acc, out=acc)
+        # Lanes 1.. of the longer words, all at once, summed per word with one reduceat.
+        extra = (lengths[longer] - 1) >> 3
+        first = np.cumsum(extra) - extra
+        lane = np.arange(int(extra.sum()), dtype=np.int64)
+        lane -= np.repeat(first - 1, extra)  # lane number j >= 1 within its word
+        pos = np.repeat(starts[longer], extra)
+        pos += lane << 3
+        rest = np.repeat(lengths[longer], extra)
+        rest -= lane << 3
+        k = lanes[pos]
+        k &= _LANE_MASKS[np.minimum(rest, 8)]
+        k ^= lane.astype(np.uint64) * _P1
+        fmix64(k, out=k)
+        acc[longer] += np.add.reduceat(k, first)
+    return acc
 
 
 def _shingles_from_words(wh: np.ndarray, word_off: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -534,37 +514,35 @@ def minhash_signatures(
         dtype, hv = np.uint64, fmix64(hashes)
     else:
         dtype, hv = np.uint32, hashes
-    maxval = np.iinfo(dtype).max
-    out = np.full((num_perm, docs), maxval, dtype=dtype)
-    total = int(offsets[-1]) if docs else 0
-    a_col, b_col = a[:, None], b[:, None]
     nonempty = np.flatnonzero(np.diff(offsets) > 0)
-    starts_ne = offsets[nonempty]
-    ends_ne = offsets[nonempty + 1]
+    starts = offsets[nonempty]
+    ends = offsets[nonempty + 1]
+    total = int(offsets[-1]) if docs else 0
+    # Signatures of the documents with shingles, as columns: block [lo, hi) of the shingles
+    # covers the consecutive columns i0..i1-1, so every write is a slice.
+    sig = np.empty((num_perm, len(nonempty)), dtype=dtype)
+    a_col, b_col = a[:, None], b[:, None]
     buf = np.empty((num_perm, block), dtype=np.uint64 if scheme == "legacy" else dtype)
-    for lo in range(0, total, block):
-        hi = min(lo + block, total)
-        m = hi - lo
-        # Non-empty documents overlapping [lo, hi) and their segment starts within it.
-        i0 = int(np.searchsorted(ends_ne, lo, side="right"))
-        i1 = int(np.searchsorted(starts_ne, hi, side="left"))
-        seg = np.maximum(starts_ne[i0:i1], lo) - lo
-        v = buf[:, :m]
+    bounds = np.arange(0, total + block, block)
+    bounds[-1] = total
+    first_doc = np.searchsorted(ends, bounds[:-1], side="right")  # first doc ending after lo
+    last_doc = np.searchsorted(starts, bounds[1:], side="left")  # docs starting before hi
+    for lo, hi, i0, i1 in zip(bounds[:-1].tolist(), bounds[1:].tolist(), first_doc.tolist(), last_doc.tolist()):
+        v = buf[:, : hi - lo]
+        np.multiply(a_col, hv[None, lo:hi], out=v)  # wraps mod 2**width, as datasketch
+        v += b_col
         if scheme == "legacy":
-            np.multiply(a_col, hv[None, lo:hi], out=v)  # wraps mod 2**64, as datasketch
-            v += b_col
             _mod_mersenne(v)
             v &= _MAX32
-        else:
-            np.multiply(a_col, hv[None, lo:hi], out=v)
-            v += b_col
+        seg = starts[i0:i1] - lo
+        seg[0] = max(seg[0], 0)
         red = np.minimum.reduceat(v, seg, axis=1)
-        cols = nonempty[i0:i1]
-        # Only the first and last document of a block can extend into a neighbouring block.
-        for j in {0, len(cols) - 1}:
-            red[:, j] = np.minimum(red[:, j], out[:, cols[j]])
-        out[:, cols] = red
-    return np.ascontiguousarray(out.T)
+        if starts[i0] < lo:  # continues a document begun in an earlier block
+            np.minimum(red[:, 0], sig[:, i0], out=red[:, 0])
+        sig[:, i0:i1] = red
+    out = np.full((docs, num_perm), np.iinfo(dtype).max, dtype=dtype)
+    out[nonempty] = sig.T
+    return out
 
 
 def _mod_mersenne(v: np.ndarray) -> None:
