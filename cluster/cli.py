@@ -4,6 +4,8 @@
                   [--format jsonl|parquet|warc|wet] [--address ADDR] [--overwrite]
     crawlsift sample --output DIR [--docs N] [--seed S]
     crawlsift stages
+    crawlsift quality train --positive GLOB... --negative GLOB... --output model.bin
+    crawlsift quality bootstrap --run OUT_DIR --output model.bin
     crawlsift bench [...]
 
 Errors in the config or the inputs are one line on stderr and exit status 2, before any work.
@@ -46,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("stages", help="list the registered stages and their parameters")
 
+    quality = sub.add_parser("quality", help="train a fastText quality model (train | bootstrap; see --help)")
+    quality.add_argument("rest", nargs=argparse.REMAINDER)
+
     bench = sub.add_parser("bench", help="throughput benchmarks (same as python -m bench)")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
@@ -61,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "stages":
             print(json.dumps(stage_catalogue(), indent=2, default=str))
             return 0
+        if args.command == "quality":
+            from train.quality import main as quality_main
+
+            return quality_main(args.rest)
         if args.command == "bench":
             from bench.__main__ import main as bench_main
 

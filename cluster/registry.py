@@ -5,11 +5,15 @@ from __future__ import annotations
 from dedup.exact import ExactDedup
 from filters.base import Stage
 from filters.length import LengthFilter
+from filters.model_classifier import ModelClassifier
+from filters.quality import QualityClassifier
 
 STAGES: dict[str, type[Stage]] = {
     cls.name: cls
     for cls in (
         LengthFilter,
+        QualityClassifier,
+        ModelClassifier,
         ExactDedup,
     )
 }
