@@ -88,8 +88,9 @@ def run_stage(stage: Stage, table: pa.Table) -> pa.Table:
     so each input file's account can say how long each stage spent on it."""
     start = time.perf_counter()
     mask = active_mask(table)
-    if mask.any():
-        table = stage(table)
+    # Called even when nothing is left to judge, so every batch gets the stage's annotation
+    # columns (as nulls) and all output parts share one schema.
+    table = stage(table)
     return _add_seconds(table, stage.name, time.perf_counter() - start, mask)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dedup.exact import ExactDedup
 from filters.base import Stage
+from filters.langid import LanguageID
 from filters.length import LengthFilter
 from filters.model_classifier import ModelClassifier
 from filters.quality import QualityClassifier
@@ -12,6 +13,7 @@ STAGES: dict[str, type[Stage]] = {
     cls.name: cls
     for cls in (
         LengthFilter,
+        LanguageID,
         QualityClassifier,
         ModelClassifier,
         ExactDedup,
