@@ -150,7 +150,7 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=2)
-def _bmp_tables(strip_punctuation: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _bmp_tables(strip_punctuation: bool) -> tuple:
     """For the BMP above ASCII: ``lower`` (code point -> lower-case code point of the same UTF-8
     length, else itself) and ``sep`` (code point is whitespace, or punctuation/symbol when
     stripping); the ASCII byte table ``ascii_sep`` (bytes that separate words); and the table
@@ -176,7 +176,13 @@ def _bmp_tables(strip_punctuation: bool) -> tuple[np.ndarray, np.ndarray, np.nda
     touched = np.flatnonzero((lower != np.arange(0x10000)) | sep)
     lead_interest = np.zeros(256, dtype=bool)  # lead bytes whose code points may be rewritten
     lead_interest[np.where(touched < 0x800, 0xC0 | (touched >> 6), 0xE0 | (touched >> 12))] = True
-    return lower, sep, ascii_sep, lead_interest
+    # The run of lead bytes around the CJK ideographs' (0xE4-0xE9) that never need rewriting.
+    first = last = 0xE6
+    while first > 0xC2 and not lead_interest[first - 1]:
+        first -= 1
+    while last < 0xF4 and not lead_interest[last + 1]:
+        last += 1
+    return lower, sep, ascii_sep, lead_interest, (first, last)
 
 
 def _utf8_len(cp: int) -> int:
@@ -188,9 +194,10 @@ def _utf8_len(cp: int) -> int:
 
 
 def _text_buffers(texts) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets int64 of len docs+1 starting at any value, data uint8) of a text column given as
-    a pyarrow (Chunked)Array of string/large_string, a Polars Series or a list of str. Nulls are
-    empty documents."""
+    """(offsets int64 of len docs+1, data uint8) of a text column given as a pyarrow
+    (Chunked)Array of string/large_string, a Polars Series or a list of str, with every document
+    followed by one space (Arrow's ``binary_join_element_wise``, at memory speed) so that no
+    word runs from one document into the next. Nulls are empty documents."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks() if texts.num_chunks != 1 else texts.chunk(0)
     elif not isinstance(texts, pa.Array):
@@ -200,19 +207,19 @@ def _text_buffers(texts) -> tuple[np.ndarray, np.ndarray]:
                 texts = texts.combine_chunks()
         else:
             texts = pa.array(list(texts), type=pa.large_string())
-    if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)
-            or pa.types.is_binary(texts.type) or pa.types.is_large_binary(texts.type)):
-        try:  # string_view (Polars), dictionary-encoded strings, ...
-            texts = texts.cast(pa.large_string())
+    if not pa.types.is_large_string(texts.type):
+        try:  # string, string_view (Polars), dictionary-encoded strings, binary
+            texts = texts.cast(pa.large_string()) if not pa.types.is_binary(texts.type) else texts.cast(pa.large_binary())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise TypeError(f"need a string column, got {texts.type}") from exc
     if texts.null_count:
-        texts = pc.fill_null(texts, "")
-    large = pa.types.is_large_string(texts.type) or pa.types.is_large_binary(texts.type)
+        texts = pc.fill_null(texts, pa.scalar("", texts.type))
+    empty, space = pa.scalar("", texts.type), pa.scalar(" ", texts.type)
+    texts = pc.binary_join_element_wise(texts, empty, space)
     _, off_buf, data_buf = texts.buffers()
-    offsets = np.frombuffer(off_buf, dtype=np.int64 if large else np.int32)[texts.offset : texts.offset + len(texts) + 1]
+    offsets = np.frombuffer(off_buf, dtype=np.int64)[texts.offset : texts.offset + len(texts) + 1]
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    return offsets.astype(np.int64), data
+    return offsets, data
 
 
 def _chunks(offsets: np.ndarray, limit: int | None = None) -> list[tuple[int, int]]:
@@ -229,24 +236,49 @@ def _chunks(offsets: np.ndarray, limit: int | None = None) -> list[tuple[int, in
     return out
 
 
+def _load_chunk(data: np.ndarray, offsets: np.ndarray, d0: int, d1: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """Documents d0..d1-1 (each ending with its separating space, see ``_text_buffers``) copied
+    into one writable buffer with 16 zero bytes of padding (8-byte loads past the end stay
+    inside). Returns (buffer, bytes used, chunk-local document offsets)."""
+    base = int(offsets[d0])
+    nb = int(offsets[d1]) - base
+    x = np.empty(nb + 16 + (-nb) % 8, dtype=np.uint8)  # a multiple of 8 bytes
+    x[:nb] = data[base : base + nb]
+    x[nb:] = 0
+    return x, nb, offsets[d0 : d1 + 1] - base
+
+
 # ---------------------------------------------------------------------------------------------
 # Tokenizer: lower-case in place, find word spans
 
 
-def _normalise(x: np.ndarray, nb: int, lowercase: bool, strip_punctuation: bool) -> None:
+def _normalise(x: np.ndarray, nb: int, lowercase: bool, strip_punctuation: bool, doc_off: np.ndarray) -> None:
     """Rewrite the UTF-8 bytes ``x[:nb]`` in place: lower-case (if asked) and turn separators
-    (whitespace; punctuation/symbols when stripping) into spaces, every byte of them."""
-    lower, sep, ascii_sep, lead_interest = _bmp_tables(strip_punctuation)
+    (whitespace; punctuation/symbols when stripping) into spaces, every byte of them.
+    ``doc_off``: chunk-local document offsets (context for final sigma stays in its document)."""
+    lower, sep, ascii_sep, lead_interest, skip_ranges = _bmp_tables(strip_punctuation)
     v = x[:nb]
-    if lowercase:
+    if lowercase:  # ASCII: v |= 32 where 'A' <= v <= 'Z' (multiply: NumPy has no SIMD uint8 shift)
         up = np.subtract(v, np.uint8(65))
         np.less(up, np.uint8(26), out=up.view(bool))
-        np.add(v, np.left_shift(up, np.uint8(5)), out=v)
+        np.multiply(up, np.uint8(32), out=up)
+        np.bitwise_or(v, up, out=v)
     if strip_punctuation:
         v[ascii_sep[v]] = 32
     # Non-ASCII: code points of 2- and 3-byte sequences whose lead byte can need rewriting
     # (followed by valid continuation bytes; x is padded, so x[p + 2] always exists).
-    leads = np.flatnonzero(v >= 0xC2)
+    high = np.zeros(len(x), dtype=bool)  # len(x) is a multiple of 8 (see _load_chunk)
+    np.greater_equal(v, np.uint8(0xC2), out=high[:nb])
+    count = np.count_nonzero(high)
+    if count > nb >> 4:
+        # Dense non-Latin text: drop in bulk the lead bytes of the CJK ideographs (0xE4-0xE9),
+        # which never need rewriting, before listing positions.
+        first, last = skip_ranges
+        scratch = np.subtract(v, np.uint8(first))
+        high[:nb] &= scratch > np.uint8(last - first)
+        leads = np.flatnonzero(high)
+    else:
+        leads = _sparse_flatnonzero(high, count)
     if not len(leads):
         return
     leads = leads[lead_interest[x[leads]]]
@@ -279,7 +311,7 @@ def _normalise(x: np.ndarray, nb: int, lowercase: bool, strip_punctuation: bool)
         changed = (new != cp) & valid & ~is_sep
         sigma = np.flatnonzero(changed & (cp == 0x3A3))
         if len(sigma):
-            new[sigma] = _final_sigma(x, leads[sigma])
+            new[sigma] = _final_sigma(x, leads[sigma], doc_off)
         if changed.any():
             p, n, t = leads[changed], new[changed], three[changed]
             p2, n2 = p[~t], n[~t]
@@ -291,41 +323,47 @@ def _normalise(x: np.ndarray, nb: int, lowercase: bool, strip_punctuation: bool)
             x[p3 + 2] = (0x80 | (n3 & 0x3F)).astype(np.uint8)
 
 
-def _final_sigma(x: np.ndarray, positions: np.ndarray) -> np.ndarray:
+def _sparse_flatnonzero(mask: np.ndarray, count: int) -> np.ndarray:
+    """``np.flatnonzero`` of a sparse bool mask whose length is a multiple of 8: 8 bytes at a
+    time first (``np.flatnonzero`` costs ~0.5 ns per element scanned, however few are set)."""
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    words = np.flatnonzero(mask.view(np.uint64))
+    candidates = ((words << 3)[:, None] + np.arange(8)).ravel()
+    return candidates[mask[candidates]]
+
+
+def _final_sigma(x: np.ndarray, positions: np.ndarray, doc_off: np.ndarray) -> np.ndarray:
     """Lower case of the capital sigmas (U+03A3) at byte ``positions``: 'ς' at the end of a word,
-    else 'σ', as ``str.lower()`` decides it (Unicode Final_Sigma), from 8 characters of context
-    either side. One Python call per capital sigma: they are rare outside all-caps Greek."""
+    else 'σ', as ``str.lower()`` decides it (Unicode Final_Sigma), from up to 8 characters of
+    context either side within the document. One Python call per capital sigma: they are rare
+    outside all-caps Greek."""
     out = np.empty(len(positions), dtype=np.uint32)
+    doc = np.searchsorted(doc_off, positions, side="right") - 1
+    lo = np.maximum(positions - 32, doc_off[doc]).tolist()
+    hi = np.minimum(positions + 34, doc_off[doc + 1]).tolist()
     for i, p in enumerate(positions.tolist()):
-        left = bytes(x[max(p - 32, 0) : p]).decode("utf-8", "ignore")[-8:]
-        right = bytes(x[p + 2 : p + 34]).decode("utf-8", "ignore")[:8]
+        left = bytes(x[lo[i] : p]).decode("utf-8", "ignore")[-8:]
+        right = bytes(x[p + 2 : hi[i]]).decode("utf-8", "ignore")[:8]
         out[i] = ord((left + "\u03a3" + right).lower()[len(left)])
     return out
 
 
 def _word_spans(x: np.ndarray, nb: int, doc_off: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Word [start, end) byte spans in a normalised chunk (separators are bytes <= 0x20) and the
-    word offsets per document (len docs+1). ``doc_off`` are the chunk-local document offsets."""
-    word = np.empty(nb + 2, dtype=bool)
-    word[0] = word[-1] = False
-    np.greater(x[:nb], np.uint8(32), out=word[1:-1])
-    edges = np.flatnonzero(word[1:] != word[:-1])  # alternately a word's start and its end
-    starts, ends = edges[0::2], edges[1::2]
-    # A document that ends inside a word followed by one that starts with a word: cut there.
-    inner = np.unique(doc_off[1:-1])  # empty documents repeat an offset
-    inner = inner[(inner > 0) & (inner < nb)]
-    if len(inner):
-        cut = inner[word[inner] & word[inner + 1]]  # bytes inner-1 and inner are both in words
-        if len(cut):
-            starts = np.insert(starts, np.searchsorted(starts, cut), cut)
-            ends = np.insert(ends, np.searchsorted(ends, cut), cut)
+    """Word [start, end) byte spans in a normalised chunk (separators are bytes <= 0x20; every
+    document ends with one, see ``_load_chunk``) and the word offsets per document (docs+1)."""
+    word = np.empty(nb + 1, dtype=bool)
+    word[0] = False
+    np.greater(x[:nb], np.uint8(32), out=word[1:])
+    # Alternately a word's start and its end; the last byte is a separator, so they pair up.
+    starts, ends = np.flatnonzero(word[1:] != word[:-1]).reshape(-1, 2).T.copy()
     word_off = np.searchsorted(starts, doc_off, side="left")
     return starts, ends, word_off
 
 
 def _word_hashes(x: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """uint64 hash of each word's bytes: the word read as little-endian 8-byte lanes (the last
-    one zero-padded), ``sum_j fmix64(lane_j ^ j * C) mod 2**64``. A word of <= 8 bytes is
+    one zero-padded), ``sum_j fmix64(lane_j ^ j * P1) mod 2**64``. A word of <= 8 bytes is
     ``fmix64`` of its bytes, injective (words hold no zero byte). ``x`` must have 8 bytes of
     padding past the text."""
     lanes = np.ndarray((len(x) - 7,), dtype="<u8", buffer=x, strides=(1,))  # unaligned loads
@@ -333,19 +371,26 @@ def _word_hashes(x: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndar
     acc = lanes[starts]
     acc &= _LANE_MASKS[np.minimum(lengths, 8)]
     fmix64(acc, out=acc)
-    longer = np.flatnonzero(lengths > 8)
+    two = np.flatnonzero((lengths > 8) & (lengths <= 16))
+    if len(two):  # the common case of one more lane: no segments to build
+        k = lanes[starts[two] + 8]
+        k &= _LANE_MASKS[lengths[two] - 8]
+        k ^= _P1
+        acc[two] += fmix64(k, out=k)
+    longer = np.flatnonzero(lengths > 16)
     if len(longer):
-        # Lanes 1.. of the longer words, all at once, summed per word with one reduceat.
-        extra = (lengths[longer] - 1) >> 3
+        # Lanes 1.. of the longer words, all at once, word after word (j numbers them within
+        # their word), summed per word with one reduceat.
+        size = lengths[longer]
+        extra = (size - 1) >> 3
         first = np.cumsum(extra) - extra
-        lane = np.arange(int(extra.sum()), dtype=np.int64)
-        lane -= np.repeat(first - 1, extra)  # lane number j >= 1 within its word
+        lane = np.arange(int(first[-1] + extra[-1]), dtype=np.int64)
+        lane -= np.repeat(first - 1, extra)
         pos = np.repeat(starts[longer], extra)
         pos += lane << 3
-        rest = np.repeat(lengths[longer], extra)
-        rest -= lane << 3
         k = lanes[pos]
-        k &= _LANE_MASKS[np.minimum(rest, 8)]
+        last = first + extra - 1
+        k[last] &= _LANE_MASKS[size - (extra << 3)]
         k ^= lane.astype(np.uint64) * _P1
         fmix64(k, out=k)
         acc[longer] += np.add.reduceat(k, first)
@@ -427,12 +472,8 @@ def shingle_hashes(
     counts_all: list[np.ndarray] = []
     hashes_all: list[np.ndarray] = []
     for d0, d1 in _chunks(offsets):
-        base = int(offsets[d0])
-        nb = int(offsets[d1]) - base
-        x = np.zeros(nb + 16, dtype=np.uint8)
-        x[:nb] = data[base : base + nb]
-        doc_off = offsets[d0 : d1 + 1] - base
-        _normalise(x, nb, lowercase, strip_punctuation)
+        x, nb, doc_off = _load_chunk(data, offsets, d0, d1)
+        _normalise(x, nb, lowercase, strip_punctuation, doc_off)
         starts, ends, word_off = _word_spans(x, nb, doc_off)
         if hashfunc == "wordmix":
             counts, h = _shingles_from_words(_word_hashes(x, starts, ends), word_off, n)
