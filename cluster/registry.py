@@ -6,13 +6,20 @@ from dedup.exact import ExactDedup
 from filters.base import Stage
 from filters.langid import LanguageID
 from filters.length import LengthFilter
+from filters.lists import URLFilter, WordFilter
 from filters.model_classifier import ModelClassifier
+from filters.normalize import Normalize
+from filters.pii import PIIRedaction
 from filters.quality import QualityClassifier
 
 STAGES: dict[str, type[Stage]] = {
     cls.name: cls
     for cls in (
+        Normalize,
         LengthFilter,
+        URLFilter,
+        WordFilter,
+        PIIRedaction,
         LanguageID,
         QualityClassifier,
         ModelClassifier,
