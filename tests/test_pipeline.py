@@ -141,13 +141,16 @@ def _cli(*args) -> list[str]:
     return [sys.executable, "-m", "cluster.cli", "run", "--quiet", *args]
 
 
-def test_killed_run_resumes_to_the_same_account(crawl_dir, tmp_path):
-    """SIGKILL the whole run (driver and Ray) after some inputs finished; the rerun redoes only
-    the rest, writes no shard twice, and its account equals an uninterrupted run's."""
+@pytest.mark.parametrize("stages", ["  - length: {min_words: 60}\n", "  - length: {min_words: 60}\n  - exact_dedup: {}\n"],
+                         ids=["streaming", "with-global-stage"])
+def test_killed_run_resumes_to_the_same_account(crawl_dir, tmp_path, stages):
+    """SIGKILL the whole run (driver and Ray) after some inputs finished their last segment; the
+    rerun redoes only the rest, writes no shard twice, and its account equals an uninterrupted
+    run's. With a global stage the kill lands after its reduce, in the segment that applies it."""
     shards = tmp_path / "shards"
     _make_shards(shards, crawl_dir, shards=24, docs=1500)
     config = tmp_path / "p.yaml"
-    config.write_text("stages:\n  - length: {min_words: 60}\nbatch_size: 200\nparallelism: 1\n")
+    config.write_text(f"stages:\n{stages}batch_size: 200\nparallelism: 1\n")
     args = ["--config", str(config), "--input", str(shards / "*.jsonl")]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
