@@ -1,8 +1,8 @@
 """Exact deduplication: documents whose normalized text is equal keep one copy.
 
-The key is xxHash3-128 of the text after the normalization the parameters ask for (by default
-leading/trailing whitespace stripped and internal whitespace runs collapsed, so re-wrapped copies
-of a page match; case kept). The first document in input order (or the one with the highest
+The key is xxHash3-128 of the text with whitespace runs collapsed to one space and the ends
+stripped (``dedup.components.exact_keys``), so re-wrapped copies of a page match; case is kept
+unless ``lowercase``. The first document in input order (or the one with the highest
 ``priority_column`` value, input order breaking ties) is kept; every other copy is rejected as
 ``exact_dedup.duplicate`` with the kept document's id in ``exact_dedup_duplicate_of``.
 """
@@ -14,28 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import xxhash
 
+from dedup.components import exact_keys
 from filters.base import GlobalStage, _scatter, _set_or_append, active_mask
 
 REASON = "exact_dedup.duplicate"
-
-
-def text_keys(texts: pl.Series, collapse_whitespace: bool = True, lowercase: bool = False) -> np.ndarray:
-    """(n, 2) uint64: the xxh3-128 of each normalized text. The normalization is columnar; the
-    hash is one C call per document (xxhash has no batch API, and the call is the floor)."""
-    expr = pl.col("t").str.strip_chars()
-    if collapse_whitespace:
-        expr = expr.str.replace_all(r"\s+", " ")
-    if lowercase:
-        expr = expr.str.to_lowercase()
-    normalized = pl.DataFrame({"t": texts}).select(expr.fill_null("")).to_series().to_list()
-    digests = np.fromiter(
-        (x for t in normalized for x in divmod(xxhash.xxh3_128_intdigest(t.encode()), 1 << 64)),
-        dtype=np.uint64,
-        count=2 * len(normalized),
-    )
-    return digests.reshape(-1, 2)
 
 
 @dataclass(frozen=True)
@@ -44,7 +27,6 @@ class ExactDedup(GlobalStage):
 
     name = "exact_dedup"
 
-    collapse_whitespace: bool = True
     lowercase: bool = False
     # A numeric column (e.g. quality_score) whose highest value wins within a duplicate set.
     priority_column: str | None = None
@@ -55,7 +37,7 @@ class ExactDedup(GlobalStage):
     def map(self, table: pa.Table) -> pa.Table:
         mask = active_mask(table)
         rows = np.flatnonzero(mask)
-        keys = text_keys(pl.from_arrow(table.column("text").take(rows)), self.collapse_whitespace, self.lowercase)
+        keys = exact_keys(table.column("text").take(rows), lowercase=self.lowercase)
         hi = _scatter(pa.nulls(table.num_rows, pa.uint64()), mask, pa.array(keys[:, 0]))
         lo = _scatter(pa.nulls(table.num_rows, pa.uint64()), mask, pa.array(keys[:, 1]))
         if self.priority_column:

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 
 from cluster.config import build_config
 from cluster.run import run_pipeline
-from dedup.exact import ExactDedup, text_keys
+from dedup.components import exact_keys
+from dedup.exact import ExactDedup
 from dedup.shuffle import load_decisions, reduce_partition, scatter
 
 import polars as pl
@@ -22,10 +23,10 @@ def write(path, texts):
 
 
 def test_keys_normalize_whitespace_but_not_case():
-    keys = text_keys(pl.Series(["a  b\n c", " a b c ", "A b c", "a b d"]))
+    keys = exact_keys(pl.Series(["a  b\n c", " a b c ", "A b c", "a b d"]))
     assert (keys[0] == keys[1]).all()
     assert not (keys[0] == keys[2]).all() and not (keys[0] == keys[3]).all()
-    lower = text_keys(pl.Series(["a b c", "A B C"]), lowercase=True)
+    lower = exact_keys(pl.Series(["a b c", "A B C"]), lowercase=True)
     assert (lower[0] == lower[1]).all()
 
 
