@@ -91,6 +91,14 @@ def _sample(output: str, docs: int, seed: int) -> int:
     return 0
 
 
+def _curve_line(stage) -> str:
+    """The LSH S-curve of a MinHash stage: P(a pair of Jaccard s becomes a candidate)."""
+    curve = stage.threshold_curve()
+    points = {round(j, 2): p for j, p in zip(curve["jaccard"], curve["probability"]) if round(j, 2) in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)}
+    shown = ", ".join(f"P({j:g})={p:.3f}" for j, p in points.items())
+    return f"{stage.name}: {curve['bands']} bands x {curve['rows']} rows, threshold ~{curve['threshold']:.2f}; {shown}"
+
+
 def _run(args) -> int:
     from cluster.plan import describe_plan
     from cluster.run import account_table, run_pipeline
@@ -124,6 +132,9 @@ def _run(args) -> int:
             file=sys.stderr,
         )
         print("plan: " + " -> ".join(describe_plan(config.stages)), file=sys.stderr)
+        for stage in config.stages:
+            if hasattr(stage, "threshold_curve"):
+                print(_curve_line(stage), file=sys.stderr)
     summary = run_pipeline(config, progress=not args.quiet, overwrite=args.overwrite)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))

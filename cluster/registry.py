@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dedup.exact import ExactDedup
+from dedup.near import MinHashDedup
 from filters.base import Stage
 from filters.langid import LanguageID
 from filters.length import LengthFilter
@@ -24,6 +25,7 @@ STAGES: dict[str, type[Stage]] = {
         QualityClassifier,
         ModelClassifier,
         ExactDedup,
+        MinHashDedup,
     )
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow.fs as pafs
 
-from dedup.shuffle import reduce_partition, scatter
+from dedup.shuffle import reduce_partition, resolve, scatter
 from filters.base import GlobalStage
 
 # Key rows per reduce partition the driver aims for: a few tens of MB of keys per task.
@@ -19,7 +19,7 @@ def run_global_reduce(stage: GlobalStage, fs: pafs.FileSystem, parts: list[str],
 
     partitions = partitions or max(1, min(4096, documents // ROWS_PER_PARTITION + 1))
     shuffle_dir, decisions_dir = f"{work_dir}/shuffle", f"{work_dir}/decisions"
-    for stale in (shuffle_dir, decisions_dir):
+    for stale in (shuffle_dir, decisions_dir, f"{work_dir}/edges"):
         if fs.get_file_info(stale).type == pafs.FileType.Directory:
             fs.delete_dir(stale)
 
@@ -29,5 +29,8 @@ def run_global_reduce(stage: GlobalStage, fs: pafs.FileSystem, parts: list[str],
     rejected = sum(ray.get([
         reduce_task.remote(stage, fs, shuffle_dir, j, decisions_dir, file_keys) for j in range(partitions)
     ]))
-    fs.delete_dir(shuffle_dir) if fs.get_file_info(shuffle_dir).type == pafs.FileType.Directory else None
+    if stage.resolves_globally:
+        rejected = ray.get(ray.remote(num_cpus=1)(resolve).remote(stage, fs, work_dir, file_keys))
+    if fs.get_file_info(shuffle_dir).type == pafs.FileType.Directory:
+        fs.delete_dir(shuffle_dir)
     return rejected

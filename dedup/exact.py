@@ -50,13 +50,13 @@ class ExactDedup(GlobalStage):
         table = _set_or_append(table, "exact_dedup_key_lo", lo)
         return _set_or_append(table, "exact_dedup_priority", priority)
 
-    def partition_of(self, keys: pa.Table, partitions: int) -> np.ndarray:
-        return (keys.column("exact_dedup_key_lo").to_numpy() % np.uint64(partitions)).astype(np.int64)
+    def shuffle_rows(self, keys: pa.Table) -> pa.Table:
+        return keys.append_column("_pkey", keys.column("exact_dedup_key_lo"))
 
     def decide(self, keys: pa.Table) -> pa.Table:
         """All key rows of one hash partition -> the rejected ones (id, _file, rejected_by,
         exact_dedup_duplicate_of)."""
-        frame = pl.from_arrow(keys).with_columns(pl.col("exact_dedup_priority").fill_null(float("-inf")))
+        frame = pl.from_arrow(keys.drop(["_pkey"])).with_columns(pl.col("exact_dedup_priority").fill_null(float("-inf")))
         ordered = frame.sort(
             ["exact_dedup_key_hi", "exact_dedup_key_lo", "exact_dedup_priority", "_file", "_seq"],
             descending=[False, False, True, False, False],

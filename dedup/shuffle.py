@@ -1,10 +1,13 @@
 """The global reduce of a GlobalStage as a disk-backed hash shuffle.
 
-scatter: each intermediate part file's key rows (still-kept documents only) are split by
-``stage.partition_of`` into ``shuffle/p<j>/<part>.parquet``.
-reduce: each partition is read alone, ``stage.decide`` turns it into rejected ids, written per
-input file to ``decisions/<file key>/p<j>.parquet``; the streaming apply step of each input file
-reads only its own decisions.
+scatter: each intermediate part file's key rows (still-kept documents only) become
+``stage.shuffle_rows`` (one or more rows per document, each with a uint64 ``_pkey``) and are split
+by ``_pkey % partitions`` into ``shuffle/p<j>/<part>.parquet``.
+reduce: each partition is read alone and ``stage.decide`` turns it into rejected ids, written per
+input file to ``decisions/<file key>/p<j>.parquet`` (exact dedup); or, for a stage that
+``resolves_globally`` (MinHash: clusters span partitions), into candidate edges that ``resolve``
+turns into decisions in one last step. The streaming apply step of each input file reads only
+its own decisions.
 
 No process ever holds more than one part file or one partition, so memory is bounded by
 ``corpus keys / partitions``, and everything between the steps is on disk (local or object
@@ -30,9 +33,10 @@ def scatter(stage: GlobalStage, fs: pafs.FileSystem, part: str, shuffle_dir: str
         return 0  # a part with no document left to judge: map never ran on it
     table = pq.read_table(part, filesystem=fs, columns=BOOKKEEPING + ["rejected_by"] + stage.key_columns())
     table = table.filter(pc.is_null(table.column("rejected_by"))).drop(["rejected_by"])
+    table = stage.shuffle_rows(table)
     if table.num_rows == 0:
         return 0
-    which = stage.partition_of(table, partitions)
+    which = (table.column("_pkey").to_numpy() % np.uint64(partitions)).astype(np.int64)
     name = part.rsplit("/", 1)[-1]
     for j in np.unique(which):
         _write(fs, f"{shuffle_dir}/p{j:05d}/{name}", table.filter(pa.array(which == j)))
@@ -49,10 +53,29 @@ def reduce_partition(stage: GlobalStage, fs: pafs.FileSystem, shuffle_dir: str, 
     decisions = stage.decide(pa.concat_tables([pq.read_table(p, filesystem=fs) for p in paths]))
     if decisions.num_rows == 0:
         return 0
+    if stage.resolves_globally:  # partial results (edges) for the stage's global resolve
+        _write(fs, f"{decisions_dir.rsplit('/', 1)[0]}/edges/p{j:05d}.parquet", decisions)
+        return decisions.num_rows
+    return write_decisions(fs, decisions, decisions_dir, file_keys, f"p{j:05d}")
+
+
+def resolve(stage: GlobalStage, fs: pafs.FileSystem, work_dir: str, file_keys: dict[int, str]) -> int:
+    """The last step of a stage whose partitions yield edges: one process reads every edge (only
+    candidate duplicates have any: their count scales with the duplicates, not the corpus),
+    resolves them and writes the decisions per input file."""
+    infos = fs.get_file_info(pafs.FileSelector(f"{work_dir}/edges", allow_not_found=True))
+    paths = sorted(i.path for i in infos if i.path.endswith(".parquet"))
+    if not paths:
+        return 0
+    decisions = stage.resolve(pa.concat_tables([pq.read_table(p, filesystem=fs) for p in paths]))
+    return write_decisions(fs, decisions, f"{work_dir}/decisions", file_keys, "resolved")
+
+
+def write_decisions(fs: pafs.FileSystem, decisions: pa.Table, decisions_dir: str, file_keys: dict[int, str], name: str) -> int:
     files = decisions.column("_file").to_numpy()
     for index in np.unique(files):
         rows = decisions.filter(pa.array(files == index)).drop(["_file"])
-        _write(fs, f"{decisions_dir}/{file_keys[int(index)]}/p{j:05d}.parquet", rows)
+        _write(fs, f"{decisions_dir}/{file_keys[int(index)]}/{name}.parquet", rows)
     return decisions.num_rows
 
 

@@ -55,6 +55,9 @@ class RuleFilter(Stage):
 
     # Annotation columns this stage adds, name -> Arrow type; computed by ``annotations``.
     annotation_types: ClassVar[dict[str, pa.DataType]] = {}
+    # Columns besides ``text`` that ``prepare`` reads when the batch has them (e.g. ``lang`` from the
+    # langid stage); one the batch lacks is not passed, so ``prepare`` checks ``frame.columns``.
+    optional_columns: ClassVar[tuple[str, ...]] = ()
 
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Add the helper columns the rules read (counts, ratios). Default: none."""
@@ -73,7 +76,8 @@ class RuleFilter(Stage):
         reasons = pa.nulls(table.num_rows, pa.string())
         annotations = {name: pa.nulls(table.num_rows, t) for name, t in self.annotation_types.items()}
         if len(rows):
-            judged = table.select(["text"]) if len(rows) == table.num_rows else table.select(["text"]).take(rows)
+            columns = ["text"] + [c for c in self.optional_columns if c in table.column_names]
+            judged = table.select(columns) if len(rows) == table.num_rows else table.select(columns).take(rows)
             frame = self.prepare(pl.from_arrow(judged))
             reason = pl.lit(None, dtype=pl.String)
             for rule, expr in reversed(self.rules()):
@@ -90,12 +94,17 @@ class RuleFilter(Stage):
 
 
 def _scatter(base: pa.Array, mask: np.ndarray, values: pa.Array) -> pa.Array:
+    """Full-length column: ``values`` (one per True in ``mask``, in order) at the masked rows,
+    null elsewhere (``base`` gives the type). Works for every Arrow type, lists included."""
     values = pa.array(values) if not isinstance(values, (pa.Array, pa.ChunkedArray)) else values
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
+    values = values.cast(base.type)
     if mask.all():
-        return values.cast(base.type)
-    return pc.replace_with_mask(base, pa.array(mask), values.cast(base.type))
+        return values
+    index = np.full(len(mask), -1, dtype=np.int64)
+    index[mask] = np.arange(int(mask.sum()))
+    return values.take(pa.array(index, mask=index < 0))
 
 
 def _set_or_append(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
@@ -120,12 +129,27 @@ class GlobalStage(Stage):
     """
 
     is_global: ClassVar[bool] = True
+    # True when a partition's ``decide`` yields partial results (edges) that ``resolve`` combines.
+    resolves_globally: ClassVar[bool] = False
 
     def map(self, table: pa.Table) -> pa.Table:
         raise NotImplementedError
 
     def key_columns(self) -> list[str]:
         """The columns ``map`` adds that the reduce reads."""
+        raise NotImplementedError
+
+    def shuffle_rows(self, keys: pa.Table) -> pa.Table:
+        """Key rows (id, _file, _seq and ``key_columns``) -> the rows to shuffle, with a uint64
+        ``_pkey``: rows with equal ``_pkey`` meet in one reduce partition."""
+        raise NotImplementedError
+
+    def decide(self, rows: pa.Table) -> pa.Table:
+        """One partition's rows -> decisions (id, _file, rejected_by, annotations), or edges
+        when ``resolves_globally``."""
+        raise NotImplementedError
+
+    def resolve(self, edges: pa.Table) -> pa.Table:
         raise NotImplementedError
 
     def apply(self, table: pa.Table, decisions: pa.Table) -> pa.Table:
