@@ -5,6 +5,8 @@ from __future__ import annotations
 from dedup.exact import ExactDedup
 from dedup.near import MinHashDedup
 from filters.base import Stage
+from filters.c4 import C4Filter
+from filters.fineweb import FineWebFilter
 from filters.langid import LanguageID
 from filters.length import LengthFilter
 from filters.lists import URLFilter, WordFilter
@@ -21,6 +23,8 @@ STAGES: dict[str, type[Stage]] = {
         URLFilter,
         WordFilter,
         PIIRedaction,
+        C4Filter,
+        FineWebFilter,
         LanguageID,
         QualityClassifier,
         ModelClassifier,

@@ -94,17 +94,21 @@ class RuleFilter(Stage):
 
 
 def _scatter(base: pa.Array, mask: np.ndarray, values: pa.Array) -> pa.Array:
-    """Full-length column: ``values`` (one per True in ``mask``, in order) at the masked rows,
-    null elsewhere (``base`` gives the type). Works for every Arrow type, lists included."""
+    """``base`` with its masked rows replaced by ``values`` (one per True in ``mask``, in order).
+    Types ``replace_with_mask`` lacks a kernel for (fixed-size lists) go through ``take``."""
     values = pa.array(values) if not isinstance(values, (pa.Array, pa.ChunkedArray)) else values
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     values = values.cast(base.type)
     if mask.all():
         return values
-    index = np.full(len(mask), -1, dtype=np.int64)
-    index[mask] = np.arange(int(mask.sum()))
-    return values.take(pa.array(index, mask=index < 0))
+    try:
+        return pc.replace_with_mask(base, pa.array(mask), values)
+    except pa.ArrowNotImplementedError:
+        index = np.full(len(mask), -1, dtype=np.int64)
+        index[mask] = np.arange(int(mask.sum()))
+        scattered = values.take(pa.array(index, mask=index < 0))
+        return scattered if base.null_count == len(base) else pc.if_else(pa.array(mask), scattered, base)
 
 
 def _set_or_append(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
