@@ -7,6 +7,7 @@ from dedup.near import MinHashDedup
 from filters.base import Stage
 from filters.c4 import C4Filter
 from filters.fineweb import FineWebFilter
+from filters.gopher import GopherQualityFilter, GopherRepetitionFilter
 from filters.langid import LanguageID
 from filters.length import LengthFilter
 from filters.lists import URLFilter, WordFilter
@@ -23,6 +24,8 @@ STAGES: dict[str, type[Stage]] = {
         URLFilter,
         WordFilter,
         PIIRedaction,
+        GopherRepetitionFilter,
+        GopherQualityFilter,
         C4Filter,
         FineWebFilter,
         LanguageID,
