@@ -29,7 +29,12 @@ from cluster.registry import STAGES, stage_class
 from filters.base import Stage
 from ingest.readers import FORMATS, InputError, InputFile, InputSpec, resolve_inputs
 
-DEFAULT_STAGES = ("length",)
+# The default recipe (FineWeb's order: language, Gopher repetition then quality, C4, FineWeb,
+# dedup, then PII), used by `crawlsift run` without --stages or a config.
+DEFAULT_STAGES = (
+    "normalize", "length", "langid", "gopher_repetition", "gopher_quality", "c4", "fineweb",
+    "exact_dedup", "minhash_dedup", "pii",
+)
 TOP_KEYS = {"input", "output", "stages", "batch_size", "parallelism", "ray"}
 
 
