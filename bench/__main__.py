@@ -38,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     paths, corpus = corpus_paths(args.data)
-    stages = args.stages.split(",") if args.stages else sorted(STAGES)
+    # Every stage that runs with its defaults (model stages need a model_path: python -m bench.langid
+    # and tests/test_quality.py measure those), in the default recipe's order.
+    from cluster.config import DEFAULT_STAGES
+
+    stages = args.stages.split(",") if args.stages else [s for s in DEFAULT_STAGES if s in STAGES]
     print(f"corpus: {corpus} ({len(paths)} files); one core per measurement; best of {args.repeat}", file=sys.stderr)
 
     results = [

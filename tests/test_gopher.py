@@ -4,6 +4,8 @@ decisions against datatrove's filters on real crawl text."""
 
 from __future__ import annotations
 
+import importlib
+
 import gzip
 import random
 import re
@@ -278,7 +280,7 @@ def boundary(prefix: str, value, threshold: float, pad: str = "q") -> tuple[str,
 
 
 def test_duplicate_character_fractions():
-    dt = pytest.importorskip("datatrove.pipeline.filters.gopher_repetition_filter")
+    dt = importlib.import_module("datatrove.pipeline.filters.gopher_repetition_filter")
     block = " ".join(unique_words(12))
     para_text = f"{block}\n\n{block}\n\nfiller w"
     inside, outside = boundary(para_text, lambda t: dt.find_duplicates(re.split(r"\n{2,}", t.strip()))[1], 0.2)
@@ -290,7 +292,7 @@ def test_duplicate_character_fractions():
 
 @pytest.mark.parametrize("n, threshold", [(2, 0.2), (3, 0.18), (4, 0.16)])
 def test_top_ngram_fraction(n, threshold):
-    dt = pytest.importorskip("datatrove.pipeline.filters.gopher_repetition_filter")
+    dt = importlib.import_module("datatrove.pipeline.filters.gopher_repetition_filter")
     gram = unique_words(n, start=900)
     filler = unique_words(40)
     text = " ".join(w for i in range(10) for w in gram + filler[i : i + 1]) + " w"
@@ -305,7 +307,7 @@ def test_top_ngram_fraction(n, threshold):
 
 @pytest.mark.parametrize("n, threshold", [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)])
 def test_duplicated_ngram_fraction(n, threshold):
-    dt = pytest.importorskip("datatrove.pipeline.filters.gopher_repetition_filter")
+    dt = importlib.import_module("datatrove.pipeline.filters.gopher_repetition_filter")
     block = unique_words(n + 3, start=500)
     text = " ".join(block + unique_words(5) + block + block[: n - 1]) + " w"
 
@@ -379,7 +381,7 @@ DEGENERATE = [
 
 
 def test_degenerate_documents_match_datatrove():
-    dt = pytest.importorskip("datatrove.pipeline.filters")
+    dt = importlib.import_module("datatrove.pipeline.filters")
     from datatrove.data import Document
 
     ours_q = reasons(GopherQualityFilter(), DEGENERATE)
@@ -457,14 +459,14 @@ TRICKY = [
 
 
 def test_tokenizer_matches_spacy_on_tricky_text():
-    spacy = pytest.importorskip("spacy")
+    spacy = importlib.import_module("spacy")
     nlp = spacy.blank("en")
     for text in TRICKY:
         assert words(text) == [t.text for t in nlp(text) if t.text.strip()], text
 
 
 def test_embedded_tables_match_spacy_and_datatrove():
-    pytest.importorskip("spacy")
+    importlib.import_module("spacy")
     import spacy
     from spacy.lang import char_classes
     from spacy.symbols import ORTH
@@ -512,7 +514,7 @@ def _english_documents(crawl_dir: Path) -> list[str]:
 def test_agreement_with_datatrove_on_english_crawl(crawl_dir):
     """C4 and Dolma's English shards (1,030 documents): the same word lists as spaCy, and the same
     keep/reject decision (and reason) as datatrove's filters on at least 99% of the documents."""
-    pytest.importorskip("datatrove")
+    importlib.import_module("datatrove")
     from datatrove.data import Document
     from datatrove.pipeline.filters import GopherQualityFilter as DTQuality
     from datatrove.pipeline.filters import GopherRepetitionFilter as DTRepetition
