@@ -50,3 +50,25 @@ def empty_batch() -> pa.Table:
 def output_columns(table: pa.Table) -> list[str]:
     """The columns written to kept/ and rejected/: documents and stage annotations, no bookkeeping."""
     return [name for name in table.column_names if not name.startswith("_")]
+
+
+def batch_of(texts, *, rejected_by=None, ids=None, urls=None) -> pa.Table:
+    """A batch in ``BATCH_SCHEMA`` from plain texts (one input file, rows in order): how to call
+    a stage directly, outside a pipeline run."""
+    n = len(texts)
+    return pa.Table.from_pydict(
+        {
+            "id": ids or [f"d{i}" for i in range(n)],
+            "text": texts,
+            "url": urls or [None] * n,
+            "source": [f"batch:{i}" for i in range(n)],
+            "source_id": [None] * n,
+            "crawl_date": [None] * n,
+            "rejected_by": rejected_by or [None] * n,
+            "_file": [0] * n,
+            "_seq": list(range(n)),
+            "_last": [False] * n,
+            "_detail": [None] * n,
+        },
+        schema=BATCH_SCHEMA,
+    )

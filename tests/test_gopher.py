@@ -31,29 +31,14 @@ from filters.gopher import (
     special_cases,
     spacy_en_words,
 )
-from ingest.schema import BATCH_SCHEMA
+from ingest.schema import batch_of
 
 # --- helpers ----------------------------------------------------------------------------------
 
 
 def batch(texts, rejected=None, lang=None):
     n = len(texts)
-    table = pa.Table.from_pydict(
-        {
-            "id": [f"d{i}" for i in range(n)],
-            "text": texts,
-            "url": [None] * n,
-            "source": [f"f:{i}" for i in range(n)],
-            "source_id": [None] * n,
-            "crawl_date": [None] * n,
-            "rejected_by": rejected or [None] * n,
-            "_file": [0] * n,
-            "_seq": list(range(n)),
-            "_last": [False] * n,
-            "_detail": [None] * n,
-        },
-        schema=BATCH_SCHEMA,
-    )
+    table = batch_of(texts, rejected_by=rejected)
     if lang is not None:
         table = table.append_column("lang", pa.array(lang, pa.string()))
     return table

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from filters.length import LengthFilter
-from ingest.schema import BATCH_SCHEMA
+from ingest.schema import batch_of
 
 
 # Unicode's White_Space property, the whitespace of Polars' (Rust) string functions. Python's
@@ -22,22 +22,7 @@ def unicode_words(text: str) -> list[str]:
 
 def batch(texts, rejected=None):
     n = len(texts)
-    return pa.Table.from_pydict(
-        {
-            "id": [f"d{i}" for i in range(n)],
-            "text": texts,
-            "url": [None] * n,
-            "source": [f"f:{i}" for i in range(n)],
-            "source_id": [None] * n,
-            "crawl_date": [None] * n,
-            "rejected_by": rejected or [None] * n,
-            "_file": [0] * n,
-            "_seq": list(range(n)),
-            "_last": [False] * n,
-            "_detail": [None] * n,
-        },
-        schema=BATCH_SCHEMA,
-    )
+    return batch_of(texts, rejected_by=rejected)
 
 
 def reasons(table):

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from filters.lists import URLFilter, WordFilter, load_list
 from filters.normalize import Normalize
 from filters.pii import NON_PUBLIC_V4, PLACEHOLDERS, PIIRedaction, public_ipv4_regex
-from ingest.schema import BATCH_SCHEMA
+from ingest.schema import batch_of
 
 BIG = 10 << 20  # a 10 MB single-line document
 # Unicode's White_Space property: what Polars' strip_chars() strips.
@@ -29,22 +29,7 @@ WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0
 
 def batch(texts, rejected=None, urls=None):
     n = len(texts)
-    return pa.Table.from_pydict(
-        {
-            "id": [f"d{i}" for i in range(n)],
-            "text": texts,
-            "url": urls or [None] * n,
-            "source": [f"f:{i}" for i in range(n)],
-            "source_id": [None] * n,
-            "crawl_date": [None] * n,
-            "rejected_by": rejected or [None] * n,
-            "_file": [0] * n,
-            "_seq": list(range(n)),
-            "_last": [False] * n,
-            "_detail": [None] * n,
-        },
-        schema=BATCH_SCHEMA,
-    )
+    return batch_of(texts, rejected_by=rejected, urls=urls)
 
 
 def texts(table):

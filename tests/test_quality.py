@@ -22,7 +22,7 @@ import pytest
 from conftest import CRAWL, SHARED_DATA
 from filters.quality import HQ_LABEL, LQ_LABEL, QualityClassifier, ScoreSample, model_lines, preprocess
 from ingest.readers import InputSpec, read_file, resolve_inputs
-from ingest.schema import BATCH_SCHEMA
+from ingest.schema import batch_of
 from train.quality import evaluate, main, roc_auc, train_quality_model
 
 C4 = str(CRAWL / "jsonl" / "olmo_c4-sample.00000-of-00001.json.gz")
@@ -32,22 +32,7 @@ SMALL = {"bucket": 100_000}  # DCLM hyperparameters, but a 40 MB model instead o
 
 def batch(texts, rejected=None, ids=None):
     n = len(texts)
-    return pa.Table.from_pydict(
-        {
-            "id": ids or [f"d{i}" for i in range(n)],
-            "text": texts,
-            "url": [None] * n,
-            "source": [f"f:{i}" for i in range(n)],
-            "source_id": [None] * n,
-            "crawl_date": [None] * n,
-            "rejected_by": rejected or [None] * n,
-            "_file": [0] * n,
-            "_seq": list(range(n)),
-            "_last": [False] * n,
-            "_detail": [None] * n,
-        },
-        schema=BATCH_SCHEMA,
-    )
+    return batch_of(texts, rejected_by=rejected, ids=ids)
 
 
 def crawl_texts(pattern: str = "*") -> list[str]:
