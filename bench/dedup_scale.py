@@ -1,0 +1,93 @@
+"""End-to-end deduplication at growing corpus sizes: runtime and peak RSS of every process.
+
+    python -m bench.dedup_scale [--docs 100000 1000000] [--stages exact_dedup,minhash_dedup]
+
+For each size, the sample generator writes N documents (cached in $TMPDIR), then the CLI runs the
+stages through a local Ray cluster in a child process. A sampler polls the RSS of that process
+and all its descendants (driver, raylet, workers) every 0.2 s and reports the largest single
+process and the largest total. Memory bounded by the batch and partition sizes shows as a
+per-process peak that does not grow with N. Writes ``bench/results/dedup_scale.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+
+def sample_dir(docs: int) -> Path:
+    from ingest.sample import write_sample
+
+    path = Path(tempfile.gettempdir()) / f"crawlsift-scale-{docs}"
+    if not (path / "labels.jsonl").exists():
+        write_sample(path, docs=docs, seed=0, warc_fraction=0.0, shard_docs=50_000)
+    return path
+
+
+def _tree_rss_kb(root: int) -> list[int]:
+    """RSS (kB) of ``root`` and all its descendants, from one ``ps`` listing."""
+    listing = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,rss="], capture_output=True, text=True).stdout
+    rows = [tuple(map(int, line.split())) for line in listing.splitlines() if line.strip()]
+    children: dict[int, list[int]] = {}
+    for pid, ppid, _ in rows:
+        children.setdefault(ppid, []).append(pid)
+    rss = {pid: kb for pid, _, kb in rows}
+    tree, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        tree.append(pid)
+        stack.extend(children.get(pid, []))
+    return [rss[p] for p in tree if p in rss]
+
+
+def run_measured(command: list[str]) -> dict:
+    start = time.monotonic()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    peak_one = peak_total = 0
+    while proc.poll() is None:
+        rss = _tree_rss_kb(proc.pid)
+        if rss:
+            peak_one, peak_total = max(peak_one, max(rss) * 1024), max(peak_total, sum(rss) * 1024)
+        time.sleep(0.2)
+    out = proc.stdout.read()
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}")
+    return {"seconds": time.monotonic() - start, "peak_process_mb": peak_one / 1e6, "peak_total_mb": peak_total / 1e6,
+            "summary": json.loads(out)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.dedup_scale", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--stages", default="exact_dedup,minhash_dedup")
+    parser.add_argument("--json", default="bench/results/dedup_scale.json")
+    args = parser.parse_args(argv)
+    rows = []
+    print("| documents | seconds | docs/s | rejected (exact / near) | peak RSS one process MB | peak RSS all MB |")
+    print("|---:|---:|---:|---|---:|---:|")
+    for docs in args.docs:
+        src = sample_dir(docs)
+        with tempfile.TemporaryDirectory() as out:
+            command = [sys.executable, "-m", "cluster.cli", "run", "--quiet", "--json", "--input", f"{src}/crawl-*.jsonl.gz",
+                       "--output", out, "--stages", args.stages]
+            result = run_measured(command)
+        summary = result.pop("summary")
+        rejected = summary["rejected"]
+        row = {"documents": summary["input_documents"], **result,
+               "exact": rejected.get("exact_dedup.duplicate", 0), "near": rejected.get("minhash_dedup.duplicate", 0)}
+        rows.append(row)
+        print(f"| {row['documents']:,} | {row['seconds']:.1f} | {row['documents'] / row['seconds']:,.0f} | "
+              f"{row['exact']:,} / {row['near']:,} | {row['peak_process_mb']:,.0f} | {row['peak_total_mb']:,.0f} |", flush=True)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
