@@ -37,6 +37,8 @@ LABEL_PREFIX = "__label__"
 # The label written for a document with no text to judge (empty or whitespace only): ISO 639-2's
 # code for "undetermined".
 UNDETERMINED = "und"
+# Characters of each document the model reads by default (see LanguageID.max_chars).
+DEFAULT_MAX_CHARS = 1000
 
 
 def bundled_model_path() -> str:
@@ -72,9 +74,17 @@ class LanguageID(Stage):
     FineWeb pipeline, Penedo et al. 2024): the whole document with ``\\n`` replaced by a space
     (fastText reads one line; anything after the first newline would be ignored), given to the
     model as one line (the trailing newline ``fasttext.FastText.predict`` appends, i.e. the
-    end-of-sentence token, is kept, so scores equal datatrove's). ``max_chars`` (default None =
-    whole text, as datatrove) caps the characters read after leading whitespace; fastText's cost
-    is linear in the text, so a prefix of a few thousand characters is the usual speed lever.
+    end-of-sentence token, is kept, so scores equal datatrove's on the same text).
+
+    ``max_chars`` (default 1,000) caps the characters read after leading whitespace; ``None``
+    reads the whole text, as datatrove and FineWeb do. Why a prefix by default: lid.176 was
+    trained on sentences and short paragraphs (Wikipedia, Tatoeba, SETimes), fastText's cost is
+    linear in the text, and the model itself is the floor (~8 MB/s per core, identical in every
+    wrapper), so reading the whole of a long page buys almost nothing. Measured on the real crawl
+    (``python -m bench.langid``): the first 1,000 characters give the whole document's keep/reject
+    decision for 99.5% of documents (language 98.9%; 2,000 characters: 99.8%) at 4.3x the speed of
+    datatrove's ``LanguageFilter`` on the whole text. Set ``max_chars: null`` for FineWeb's exact
+    input, where the stage equals datatrove's answers on every document.
 
     Rules, in order, for each document nobody rejected yet:
 
@@ -105,7 +115,7 @@ class LanguageID(Stage):
     languages: tuple[str, ...] | None = ("en",)
     min_score: float = 0.65
     min_score_by_lang: dict[str, float] | None = None
-    max_chars: int | None = None
+    max_chars: int | None = DEFAULT_MAX_CHARS
     model_path: str | None = None
 
     def __post_init__(self):

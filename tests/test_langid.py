@@ -95,7 +95,7 @@ def test_scores_equal_the_fasttext_python_api_on_crawl_text(stage):
     (f,) = resolve_inputs([str(CRAWL / "jsonl" / "hplt_sample100_CC.jsonl.zst")])
     table = next(read_file(f, InputSpec(), 100))
     texts = [t for t in table.column("text").to_pylist() if t and t.strip()][:60]
-    out = LanguageID(languages=[])(batch(texts))
+    out = LanguageID(languages=[], max_chars=None)(batch(texts))
     model = load_fasttext(bundled_model_path())
     for text, lang, score in zip(texts, out.column("lang").to_pylist(), out.column("lang_score").to_pylist()):
         labels, probs = model.predict(text.replace("\n", " "), k=1)
@@ -173,10 +173,22 @@ def test_degenerate_inputs_do_not_raise(stage):
 
 def test_max_chars_reads_a_prefix_after_leading_whitespace():
     doc = " \n" * 500 + ENGLISH + " " + GERMAN * 20
-    whole = LanguageID(languages=[])(batch([doc]))
+    whole = LanguageID(languages=[], max_chars=None)(batch([doc]))
     prefix = LanguageID(languages=[], max_chars=len(ENGLISH))(batch([doc]))
     assert whole.column("lang")[0].as_py() == "de"
     assert prefix.column("lang")[0].as_py() == "en"
+
+
+def test_default_reads_the_first_thousand_characters():
+    """The default input is a 1,000-character prefix: text after it cannot change the answer."""
+    english = (ENGLISH + " ") * (1000 // len(ENGLISH) + 1)
+    doc = english + GERMAN * 50  # German outweighs the English prefix in the whole text
+    default = LanguageID(languages=["en"])(batch([doc]))
+    assert default.column("lang")[0].as_py() == "en" and reasons(default) == [None]
+    assert default.column("lang_score")[0].as_py() == pytest.approx(
+        LanguageID(languages=["en"])(batch([english[:1000]])).column("lang_score")[0].as_py(), abs=1e-6)
+    whole = LanguageID(languages=["en"], max_chars=None)(batch([doc]))
+    assert whole.column("lang")[0].as_py() == "de" and reasons(whole) == ["langid.de"]
 
 
 def test_bad_parameters_are_value_errors(tmp_path):
@@ -193,6 +205,8 @@ def test_yaml_style_parameters_pass_the_config_checks(tmp_path):
     from cluster.config import ConfigError, _dataclass_from
 
     stage = _dataclass_from(LanguageID, {"languages": ["en", "de"], "min_score_by_lang": {"de": 0.8}, "max_chars": 2000}, "stages[1].langid")
+    assert stage.max_chars == 2000
+    assert _dataclass_from(LanguageID, {"max_chars": None}, "stages[1].langid").max_chars is None  # YAML null: whole text
     assert stage.languages == ("en", "de") and stage.min_score_by_lang == {"de": 0.8}
     assert stage.params()["languages"] == ("en", "de")
     with pytest.raises(ConfigError, match="nope.bin"):
