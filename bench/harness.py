@@ -76,11 +76,15 @@ def peak_rss_mb() -> float:
 
 def pin_one_core() -> None:
     """Per-core figures mean one core: pin the process and keep Polars/Arrow to one thread.
-    (Must run before polars/pyarrow start their thread pools, i.e. before they are imported.)"""
+    (Must run before polars/pyarrow start their thread pools, i.e. before they are imported.)
+    The core is the first one this process may use, or ``CRAWLSIFT_BENCH_CORE`` (so that two
+    benchmarks run side by side do not share one core)."""
     os.environ["POLARS_MAX_THREADS"] = "1"
     os.environ["OMP_NUM_THREADS"] = "1"
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        allowed = sorted(os.sched_getaffinity(0))
+        wanted = int(os.environ.get("CRAWLSIFT_BENCH_CORE", allowed[0]))
+        os.sched_setaffinity(0, {wanted if wanted in allowed else allowed[0]})
     import pyarrow
 
     pyarrow.set_cpu_count(1)

@@ -64,6 +64,7 @@ rules.
 from __future__ import annotations
 
 import base64
+import threading
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -200,6 +201,10 @@ _URL = (
 )
 # A chunk of letters and digits only: no prefix, suffix (but a unit after a digit), infix or URL.
 _PLAIN = r"^[\p{L}\p{N}]+$"
+# A plain core and one suffix the affix loop would take off unconditionally (a punctuation mark or
+# quote, or "'s"), or a "." after a lowercase ASCII letter or a digit (``_SUFFIX_DOT``'s context).
+# spacy_en_words tests the core (not special, no unit after a digit) before taking this shortcut.
+_ONE_SUFFIX = rf"^([\p{{L}}\p{{N}}]+?)(['’][sS]|[{_SUFFIX_SINGLE}])$|^([\p{{L}}\p{{N}}]*[a-z0-9])(\.)$"
 # Chunks with more stacked affixes than this are peeled in bulk (no special-case checks in between).
 _MAX_AFFIX_ROUNDS = 12
 
@@ -454,13 +459,67 @@ def spacy_en_words(text: pl.Series) -> pl.DataFrame:
     unique = pl.DataFrame({"chunk": chunks.get_column("chunk").unique()})
     chunk = pl.col("chunk")
     split = unique.filter(~chunk.str.contains(_PLAIN) | _is_special(chunk) | chunk.str.contains(_SUFFIX_AFTER_DIGIT))
-    mapping = split.with_columns(_tokenize_chunks(split.get_column("chunk")).alias("tokens"))
+    # Most of the rest is a plain word with one punctuation mark after it ("word,", "word.",
+    # "word's"): two tokens, split in one regex pass instead of the affix loop.
+    parts = split.select(chunk, chunk.str.extract_groups(_ONE_SUFFIX).alias("g")).unnest("g")
+    core = pl.coalesce("1", "3")
+    one_suffix = parts.filter(
+        core.is_not_null() & ~_is_special(chunk) & ~_is_special(core) & ~core.str.contains(_SUFFIX_AFTER_DIGIT)
+    ).select(chunk, (" " + core + "  " + pl.coalesce("2", "4") + " ").alias("tokens"))
+    rest = split.join(one_suffix, on="chunk", how="anti")
+    mapping = pl.concat([
+        rest.with_columns(_tokenize_chunks(rest.get_column("chunk")).alias("tokens")),
+        one_suffix.with_columns(pl.col("tokens").str.replace_many(*_special_merges(), leftmost=True)),
+    ])
     return (
         chunks.join(mapping, on="chunk", how="left", maintain_order="left")
         .select("doc", pl.coalesce("tokens", "chunk").str.split(" ").alias("word"))
         .explode("word")
         .filter(pl.col("word") != "")
     )
+
+
+class _LastWords:
+    """The words of the last batch tokenized in this process, for the next stage that needs them.
+
+    ``gopher_quality`` and ``gopher_repetition`` run one after the other on the same worker and
+    split the same text into the same words; the second reuses the first's words for every
+    document whose text is unchanged (its rows may be a subset: the ones the first kept). A text
+    is matched by a 64-bit hash and its byte length; when any text of the batch has no match (a
+    stage in between rewrote it, or another batch came first) the batch is tokenized afresh."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._keys: pl.DataFrame | None = None  # h, n, doc of the last batch
+        self._words: pl.DataFrame | None = None  # doc, word
+
+    @staticmethod
+    def _keys_of(text: pl.Series) -> pl.DataFrame:
+        text = text.fill_null("")
+        return pl.DataFrame({"h": text.hash(seed=0x11D), "n": text.str.len_bytes()}).with_row_index("doc")
+
+    def words(self, text: pl.Series) -> pl.DataFrame:
+        keys = self._keys_of(text)
+        with self._lock:
+            cached_keys, cached_words = self._keys, self._words
+        if cached_keys is not None:
+            found = keys.rename({"doc": "new"}).join(
+                cached_keys.unique(["h", "n"], keep="first", maintain_order=True), on=["h", "n"], how="left"
+            )
+            if found.get_column("doc").null_count() == 0:
+                return (
+                    found.select("new", "doc")
+                    .join(cached_words.with_row_index("k"), on="doc", how="inner")
+                    .sort("new", "k")
+                    .select(pl.col("new").alias("doc"), "word")
+                )
+        words = spacy_en_words(text)
+        with self._lock:
+            self._keys, self._words = keys, words
+        return words
+
+
+_LAST_WORDS = _LastWords()
 
 
 # --- shared by both stages ----------------------------------------------------------------------
@@ -653,7 +712,7 @@ class GopherQualityFilter(RuleFilter):
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
         n = frame.height
         text = pl.col("text").fill_null("")
-        words = spacy_en_words(frame.get_column("text"))
+        words = _LAST_WORDS.words(frame.get_column("text"))
         stats = words.select(
             "doc",
             pl.col("word").str.contains(_NON_SYMBOL).alias("non_symbol"),
@@ -972,7 +1031,7 @@ class GopherRepetitionFilter(RuleFilter):
         wanted = sorted({n for n, _ in self.top_n_grams} | {n for n, _ in self.dup_n_grams})
         if not wanted:
             return {}
-        words = spacy_en_words(text)
+        words = _LAST_WORDS.words(text)
         doc = words.get_column("doc").to_numpy().astype(np.int64)
         lengths = words.get_column("word").str.len_chars().to_numpy().astype(np.int64)
         word_hash = words.get_column("word").hash(seed=0x5EED).to_numpy()

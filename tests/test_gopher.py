@@ -526,3 +526,45 @@ def test_agreement_with_datatrove_on_english_crawl(crawl_dir):
         assert result["keep_reject_agreement"] >= 0.99, (name, result["disagreements"])
         assert result["same_reason_when_both_reject"] >= 0.99, (name, result["disagreements"])
         assert 0.05 < result["rejected_ours"] / len(texts) < 0.95  # the test has teeth
+
+
+# --- the tokenizer's shortcuts ------------------------------------------------------------------
+
+_SUFFIXES = list(",;:!?)]}>\"'”’»…。，") + ["'s", "’S", ".", "'", "%"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(
+    st.lists(st.sampled_from(list("abcxyzABCXYZ0123459éßİΑωЖж中文") + ["dont", "km", "Mr", "e", "U", "S", "gonna"]),
+             min_size=1, max_size=4),
+    st.sampled_from(_SUFFIXES + [""]),
+), min_size=1, max_size=30))
+def test_one_suffix_shortcut_equals_the_affix_loop(pairs):
+    """spacy_en_words splits "word," and "word." in one regex pass; the answer must be the affix
+    loop's (``_tokenize_chunks``), special cases ("dont,", "Mr.", "e.") and units ("5km.") included."""
+    chunks = ["".join(core) + suffix for core, suffix in pairs]
+    fast = spacy_en_words(pl.Series(chunks)).group_by("doc", maintain_order=True).agg("word")
+    got = dict(zip(fast.get_column("doc").to_list(), fast.get_column("word").to_list()))
+    slow = gopher._tokenize_chunks(pl.Series(chunks)).str.split(" ").to_list()
+    for i, chunk in enumerate(chunks):
+        assert got.get(i, []) == [w for w in slow[i] if w], chunk
+
+
+def test_second_gopher_stage_reuses_words_only_for_unchanged_text(crawl_dir):
+    """gopher_repetition after gopher_quality reuses its words for the rows it kept; a text that
+    changed in between, or a batch tokenized by nobody, is tokenized afresh: same answers always."""
+    texts = _english_documents(crawl_dir)[:200]
+    last = gopher._LastWords()
+    fresh = lambda t: spacy_en_words(pl.Series(t, dtype=pl.String))  # noqa: E731
+    assert last.words(pl.Series(texts)).equals(fresh(texts))
+    subset = texts[1::3]
+    assert last._keys.height == 200 and last.words(pl.Series(subset)).equals(fresh(subset))
+    assert last._keys.height == 200  # served from the first batch: nothing re-tokenized
+    changed = subset[:5] + [subset[5] + " and then some more words."] + subset[6:]
+    assert last.words(pl.Series(changed)).equals(fresh(changed))
+    assert last._keys.height == len(changed)  # the rewritten text forced a fresh tokenization
+    duplicated = [changed[0], changed[0], None, ""]
+    assert last.words(pl.Series(duplicated, dtype=pl.String)).equals(fresh(duplicated))
+    chained = GopherRepetitionFilter()(GopherQualityFilter()(batch_of(texts)))
+    alone = GopherRepetitionFilter()(GopherQualityFilter()(batch_of(texts)).select(["id", "text", "rejected_by"]))
+    assert chained.column("rejected_by").equals(alone.column("rejected_by"))
