@@ -568,3 +568,24 @@ def test_second_gopher_stage_reuses_words_only_for_unchanged_text(crawl_dir):
     chained = GopherRepetitionFilter()(GopherQualityFilter()(batch_of(texts)))
     alone = GopherRepetitionFilter()(GopherQualityFilter()(batch_of(texts)).select(["id", "text", "rejected_by"]))
     assert chained.column("rejected_by").equals(alone.column("rejected_by"))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["alpha beta", "gamma", "alpha beta", "  ", "", "\t", "delta epsilon zeta"]),
+                          st.sampled_from(["\n", "\n\n", "\n\n\n", "\n\n\n\n\n", " \n", "\n \n"])),
+                max_size=12))
+def test_paragraph_and_line_counts_are_datatroves(pieces):
+    """Paragraphs (``re.split("\\n{2,}", text.strip())``) and lines (``re.split("\\n+", text)``),
+    their repeats and repeated characters, as datatrove's ``find_duplicates`` counts them."""
+    from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates
+
+    text = "".join(p + sep for p, sep in pieces)
+    if not text:
+        return  # rejected as gopher_repetition.empty before any count is read
+    frame = GopherRepetitionFilter(top_n_grams=(), dup_n_grams=()).prepare(pl.DataFrame({"text": [text]}))
+    row = frame.row(0, named=True)
+    paragraphs = re.split(r"\n{2,}", text.strip())
+    lines = re.split(r"\n+", text)
+    assert (row["_dup_paragraphs"], row["_dup_paragraph_chars"]) == find_duplicates(paragraphs)
+    assert row["_paragraphs"] == max(len(paragraphs), 1)
+    assert (row["_lines"], row["_dup_lines"], row["_dup_line_chars"]) == (len(lines), *find_duplicates(lines))
