@@ -601,12 +601,24 @@ def _spaced_script(frame: pl.DataFrame, threshold: float | None) -> pl.Series:
     if threshold is None:
         return pl.repeat(True, frame.height, eager=True)
     text = pl.col("text").fill_null("")
-    spaceless = frame.select(text.str.count_matches(_SPACELESS_CHAR)).to_series().to_numpy()
-    letters = np.zeros(frame.height)
-    some = spaceless > 0
-    if some.any():
-        letters[some] = frame.filter(pl.Series(some)).select(text.str.count_matches(r"[\p{L}\p{M}]")).to_series().to_numpy()
-    return pl.Series(~(some & (spaceless >= threshold * letters)))
+    some = frame.select(text.str.contains(_SPACELESS_CHAR)).to_series().to_numpy()
+    if not some.any():
+        return pl.Series(np.ones(frame.height, dtype=bool))
+    # Counted only where needed (each count is a regex pass): the space-less characters in the
+    # texts that have one; the letters only where the share of *all* characters does not already
+    # decide (letters <= characters, so spaceless >= threshold * characters settles it).
+    sub = frame.filter(pl.Series(some)).select(
+        text.str.count_matches(_SPACELESS_CHAR).alias("spaceless"), text.str.len_chars().alias("chars")
+    )
+    spaceless = sub.get_column("spaceless").to_numpy().astype(np.float64)
+    decided = spaceless >= threshold * sub.get_column("chars").to_numpy()
+    undecided = np.flatnonzero(some)[~decided]
+    if len(undecided):
+        letters = frame[undecided].select(text.str.count_matches(r"[\p{L}\p{M}]")).to_series().to_numpy()
+        decided[~decided] = spaceless[~decided] >= threshold * letters
+    out = np.ones(frame.height, dtype=bool)
+    out[some] = ~decided
+    return pl.Series(out)
 
 
 def _unknown(lang: pl.Expr) -> pl.Expr:
