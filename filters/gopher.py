@@ -492,17 +492,21 @@ class _LastWords:
         self._lock = threading.Lock()
         self._keys: pl.DataFrame | None = None  # h, n, doc of the last batch
         self._words: pl.DataFrame | None = None  # doc, word
+        self._producer: str | None = None  # the stage that tokenized them
 
     @staticmethod
     def _keys_of(text: pl.Series) -> pl.DataFrame:
         text = text.fill_null("")
         return pl.DataFrame({"h": text.hash(seed=0x11D), "n": text.str.len_bytes()}).with_row_index("doc")
 
-    def words(self, text: pl.Series) -> pl.DataFrame:
+    def words(self, text: pl.Series, stage: str) -> pl.DataFrame:
+        """The words of ``text`` (as ``spacy_en_words``) for ``stage``. Only another stage's words
+        are reused: a stage that meets the same batch twice (a rerun, a benchmark's repeats)
+        tokenizes it again, as it would any new batch."""
         keys = self._keys_of(text)
         with self._lock:
-            cached_keys, cached_words = self._keys, self._words
-        if cached_keys is not None:
+            cached_keys, cached_words, producer = self._keys, self._words, self._producer
+        if cached_keys is not None and producer != stage:
             found = keys.rename({"doc": "new"}).join(
                 cached_keys.unique(["h", "n"], keep="first", maintain_order=True), on=["h", "n"], how="left",
                 maintain_order="left",
@@ -528,7 +532,7 @@ class _LastWords:
                 )
         words = spacy_en_words(text)
         with self._lock:
-            self._keys, self._words = keys, words
+            self._keys, self._words, self._producer = keys, words, stage
         return words
 
 
@@ -737,7 +741,7 @@ class GopherQualityFilter(RuleFilter):
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
         n = frame.height
         text = pl.col("text").fill_null("")
-        words = _LAST_WORDS.words(frame.get_column("text"))
+        words = _LAST_WORDS.words(frame.get_column("text"), self.name)
         stats = words.select(
             "doc",
             pl.col("word").str.contains(_NON_SYMBOL).alias("non_symbol"),
@@ -1067,7 +1071,7 @@ class GopherRepetitionFilter(RuleFilter):
         wanted = sorted({n for n, _ in self.top_n_grams} | {n for n, _ in self.dup_n_grams})
         if not wanted:
             return {}
-        words = _LAST_WORDS.words(text)
+        words = _LAST_WORDS.words(text, self.name)
         doc = words.get_column("doc").to_numpy().astype(np.int64)
         lengths = words.get_column("word").str.len_chars().to_numpy().astype(np.int64)
         word_hash = words.get_column("word").hash(seed=0x5EED).to_numpy()

@@ -556,15 +556,19 @@ def test_second_gopher_stage_reuses_words_only_for_unchanged_text(crawl_dir):
     texts = _english_documents(crawl_dir)[:200]
     last = gopher._LastWords()
     fresh = lambda t: spacy_en_words(pl.Series(t, dtype=pl.String))  # noqa: E731
-    assert last.words(pl.Series(texts)).equals(fresh(texts))
+    assert last.words(pl.Series(texts), "first").equals(fresh(texts))
     subset = texts[1::3]
-    assert last._keys.height == 200 and last.words(pl.Series(subset)).equals(fresh(subset))
-    assert last._keys.height == 200  # served from the first batch: nothing re-tokenized
+    assert last.words(pl.Series(subset), "second").equals(fresh(subset))
+    assert last._keys.height == 200 and last._producer == "first"  # served from the first stage's batch
+    assert last.words(pl.Series(subset), "first").equals(fresh(subset))
+    assert last._keys.height == len(subset)  # a stage never reuses its own words: tokenized afresh
     changed = subset[:5] + [subset[5] + " and then some more words."] + subset[6:]
-    assert last.words(pl.Series(changed)).equals(fresh(changed))
-    assert last._keys.height == len(changed)  # the rewritten text forced a fresh tokenization
+    assert last.words(pl.Series(changed), "second").equals(fresh(changed))
+    assert last._keys.height == len(changed) and last._producer == "second"  # the rewritten text forced it
     duplicated = [changed[0], changed[0], None, ""]
-    assert last.words(pl.Series(duplicated, dtype=pl.String)).equals(fresh(duplicated))
+    assert last.words(pl.Series(duplicated, dtype=pl.String), "third").equals(fresh(duplicated))
+    reordered = changed[::-1]
+    assert last.words(pl.Series(reordered), "fourth").equals(fresh(reordered))
     chained = GopherRepetitionFilter()(GopherQualityFilter()(batch_of(texts)))
     alone = GopherRepetitionFilter()(GopherQualityFilter()(batch_of(texts)).select(["id", "text", "rejected_by"]))
     assert chained.column("rejected_by").equals(alone.column("rejected_by"))
