@@ -492,7 +492,7 @@ class _LastWords:
         self._lock = threading.Lock()
         self._keys: pl.DataFrame | None = None  # h, n, doc of the last batch
         self._words: pl.DataFrame | None = None  # doc, word
-        self._producer: str | None = None  # the stage that tokenized them
+        self._served: set[str] = set()  # the stages that had these words already
 
     @staticmethod
     def _keys_of(text: pl.Series) -> pl.DataFrame:
@@ -500,13 +500,15 @@ class _LastWords:
         return pl.DataFrame({"h": text.hash(seed=0x11D), "n": text.str.len_bytes()}).with_row_index("doc")
 
     def words(self, text: pl.Series, stage: str) -> pl.DataFrame:
-        """The words of ``text`` (as ``spacy_en_words``) for ``stage``. Only another stage's words
-        are reused: a stage that meets the same batch twice (a rerun, a benchmark's repeats)
-        tokenizes it again, as it would any new batch."""
+        """The words of ``text`` (as ``spacy_en_words``) for ``stage``. Each stage is served the
+        last words at most once: a stage that meets the same batch twice (a rerun, a benchmark's
+        repeats) tokenizes it again, as it would any new batch."""
         keys = self._keys_of(text)
         with self._lock:
-            cached_keys, cached_words, producer = self._keys, self._words, self._producer
-        if cached_keys is not None and producer != stage:
+            cached_keys, cached_words = self._keys, self._words
+            fresh_to_stage = stage not in self._served
+            self._served.add(stage)
+        if cached_keys is not None and fresh_to_stage:
             found = keys.rename({"doc": "new"}).join(
                 cached_keys.unique(["h", "n"], keep="first", maintain_order=True), on=["h", "n"], how="left",
                 maintain_order="left",
@@ -532,7 +534,7 @@ class _LastWords:
                 )
         words = spacy_en_words(text)
         with self._lock:
-            self._keys, self._words, self._producer = keys, words, stage
+            self._keys, self._words, self._served = keys, words, {stage}
         return words
 
 

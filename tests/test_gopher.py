@@ -559,12 +559,15 @@ def test_second_gopher_stage_reuses_words_only_for_unchanged_text(crawl_dir):
     assert last.words(pl.Series(texts), "first").equals(fresh(texts))
     subset = texts[1::3]
     assert last.words(pl.Series(subset), "second").equals(fresh(subset))
-    assert last._keys.height == 200 and last._producer == "first"  # served from the first stage's batch
+    assert last._keys.height == 200 and last._served == {"first", "second"}  # served from the first stage's batch
+    assert last.words(pl.Series(subset), "second").equals(fresh(subset))
+    assert last._keys.height == len(subset) and last._served == {"second"}  # "second" met it twice: afresh
     assert last.words(pl.Series(subset), "first").equals(fresh(subset))
-    assert last._keys.height == len(subset)  # a stage never reuses its own words: tokenized afresh
+    assert last._keys.height == len(subset)  # "first" is served "second"'s words once
+    assert last.words(pl.Series(subset), "first").equals(fresh(subset)) and last._served == {"first"}
     changed = subset[:5] + [subset[5] + " and then some more words."] + subset[6:]
     assert last.words(pl.Series(changed), "second").equals(fresh(changed))
-    assert last._keys.height == len(changed) and last._producer == "second"  # the rewritten text forced it
+    assert last._keys.height == len(changed) and last._served == {"second"}  # the rewritten text forced it
     duplicated = [changed[0], changed[0], None, ""]
     assert last.words(pl.Series(duplicated, dtype=pl.String), "third").equals(fresh(duplicated))
     reordered = changed[::-1]
