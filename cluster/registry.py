@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dedup.exact import ExactDedup
+from dedup.lines import LineDedup
 from dedup.near import MinHashDedup
 from filters.base import Stage
 from filters.c4 import C4Filter
@@ -33,6 +34,7 @@ STAGES: dict[str, type[Stage]] = {
         ModelClassifier,
         ExactDedup,
         MinHashDedup,
+        LineDedup,
     )
 }
 
