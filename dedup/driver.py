@@ -7,9 +7,10 @@ import pyarrow.fs as pafs
 from dedup.shuffle import reduce_partition, resolve, scatter
 from filters.base import GlobalStage
 
-# Documents per reduce partition the driver aims for: MinHash ships 14 band-key rows per
-# document, so this is ~3M key rows (~150 MB in a reduce task) at the default bands.
-DOCS_PER_PARTITION = 200_000
+# Key rows per reduce partition the driver aims for (~150 MB in a reduce task): a stage says how
+# many rows it ships per document (``shuffle_rows_per_document``: 1 for exact dedup, 14 band keys
+# for MinHash, ~32 lines for line dedup), so MinHash gets ~200k documents per partition.
+ROWS_PER_PARTITION = 3_000_000
 
 
 def run_global_reduce(stage: GlobalStage, fs: pafs.FileSystem, parts: list[str], work_dir: str,
@@ -18,7 +19,8 @@ def run_global_reduce(stage: GlobalStage, fs: pafs.FileSystem, parts: list[str],
     Decisions land in ``<work_dir>/decisions/<file key>/``."""
     import ray
 
-    partitions = partitions or max(1, min(4096, documents // DOCS_PER_PARTITION + 1))
+    rows = documents * getattr(stage, "shuffle_rows_per_document", 1)
+    partitions = partitions or max(1, min(4096, rows // ROWS_PER_PARTITION + 1))
     shuffle_dir, decisions_dir = f"{work_dir}/shuffle", f"{work_dir}/decisions"
     for stale in (shuffle_dir, decisions_dir, f"{work_dir}/edges"):
         if fs.get_file_info(stale).type == pafs.FileType.Directory:

@@ -85,6 +85,8 @@ class LineDedup(GlobalStage):
     name: ClassVar[str] = "line_dedup"
     # apply also runs on parts with nothing to remove: it drops the key columns and annotates.
     apply_always: ClassVar[bool] = True
+    # Web pages run to a few dozen non-blank lines (fewer paragraphs): sizes the reduce partitions.
+    shuffle_rows_per_document: ClassVar[float] = 32
 
     unit: str = "line"
     max_occurrences: int = 1
@@ -150,11 +152,14 @@ class LineDedup(GlobalStage):
         """One partition: every copy after the first of a key seen more than ``max_occurrences``
         times -> (id, _file, piece)."""
         frame = pl.from_arrow(rows).sort("_pkey", "_file", "_seq", "piece")
-        counted = frame.with_columns(
-            pl.len().over("_pkey").alias("_n"), pl.int_range(pl.len()).over("_pkey").alias("_rank")
-        )
-        removed = counted.filter((pl.col("_n") > self.max_occurrences) & (pl.col("_rank") > 0))
-        return removed.select("id", pl.col("_file").cast(pl.Int32), pl.col("piece").cast(pl.UInt32)).to_arrow()
+        key = frame.get_column("_pkey").to_numpy()
+        first = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, dtype=bool)
+        starts = np.flatnonzero(first)
+        sizes = np.diff(np.r_[starts, len(key)])
+        removed = ~first & np.repeat(sizes > self.max_occurrences, sizes)
+        return frame.filter(pl.Series(removed)).select(
+            "id", pl.col("_file").cast(pl.Int32), pl.col("piece").cast(pl.UInt32)
+        ).to_arrow()
 
     def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
         n = table.num_rows

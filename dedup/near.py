@@ -48,6 +48,10 @@ class MinHashDedup(GlobalStage):
         if self.ngram < 1 or self.bands < 1 or self.rows < 1:
             raise ValueError("ngram, bands and rows must be >= 1")
 
+    @property
+    def shuffle_rows_per_document(self) -> float:
+        return self.bands
+
     def threshold_curve(self) -> dict:
         return threshold_curve(self.bands, self.rows)
 

@@ -135,6 +135,8 @@ class GlobalStage(Stage):
     is_global: ClassVar[bool] = True
     # True when a partition's ``decide`` yields partial results (edges) that ``resolve`` combines.
     resolves_globally: ClassVar[bool] = False
+    # About how many rows ``shuffle_rows`` makes per document: sizes the reduce partitions.
+    shuffle_rows_per_document: ClassVar[float] = 1
 
     def map(self, table: pa.Table) -> pa.Table:
         raise NotImplementedError
