@@ -552,20 +552,32 @@ def minhash_signatures(
     scheme: str = "affine32",
     *,
     block: int = _SIG_BLOCK,
+    kernel: str = "compiled",
 ) -> np.ndarray:
     """MinHash signatures of every document: shape (docs, num_perm), uint32 for ``affine32`` and
     ``legacy``, uint64 for ``affine64``; equal to datasketch's ``MinHash(num_perm, seed,
     scheme=scheme).hashvalues`` for the same shingle hashes (module doc). Documents without
     shingles get the all-max signature.
 
-    Vectorised over the batch: the (num_perm x shingles) matrix is built ``block`` shingles at a
-    time (bounded memory: num_perm * block * itemsize, ~3.5 MB by default) and min-reduced per
-    document with ``np.minimum.reduceat``; a document spanning blocks is combined across them.
+    ``kernel="compiled"`` (default; affine32 only, the default scheme): one loop over documents,
+    shingles and permutations compiled by Numba, the running minimum kept in the output row: no
+    temporaries, ~2.4x the NumPy kernel. ``kernel="numpy"`` (and the other schemes): vectorised
+    over the batch, the (num_perm x shingles) matrix built ``block`` shingles at a time (bounded
+    memory: num_perm * block * itemsize, ~3.5 MB by default) and min-reduced per document with
+    ``np.minimum.reduceat``; a document spanning blocks is combined across them. Both give the
+    same signatures (a test checks it).
     """
     a, b = permutations(num_perm, seed, scheme)
     offsets = np.asarray(offsets, dtype=np.int64)
     hashes = np.asarray(hashes, dtype=np.uint64)
     docs = len(offsets) - 1
+    if kernel not in ("compiled", "numpy"):
+        raise ValueError(f"kernel must be 'compiled' or 'numpy', got {kernel!r}")
+    if scheme == "affine32" and kernel == "compiled":
+        out = np.full((docs, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+        if docs and len(hashes):
+            _affine32_kernel()(offsets, _fmix32(hashes.astype(np.uint32)), a, b, out)
+        return out
     if scheme == "affine32":
         dtype, hv = np.uint32, _fmix32(hashes.astype(np.uint32))  # low 32 bits
     elif scheme == "affine64":
@@ -601,6 +613,25 @@ def minhash_signatures(
     out = np.full((docs, num_perm), np.iinfo(dtype).max, dtype=dtype)
     out[nonempty] = sig.T
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _affine32_kernel():
+    """The compiled affine32 kernel (Numba, imported and compiled on first use; cached on disk)."""
+    from numba import njit
+
+    @njit(cache=True, nogil=True, boundscheck=False)
+    def affine32_min(offsets, hv, a, b, out):
+        perms = a.shape[0]
+        for d in range(offsets.shape[0] - 1):
+            row = out[d]
+            for s in range(offsets[d], offsets[d + 1]):
+                x = hv[s]
+                for p in range(perms):
+                    # (a * x + b) mod 2**32, as datasketch's affine32 computes it
+                    row[p] = min(row[p], np.uint32(a[p] * x + b[p]))
+
+    return affine32_min
 
 
 def _mod_mersenne(v: np.ndarray) -> None:

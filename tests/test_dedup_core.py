@@ -175,14 +175,14 @@ def test_tokenizer_matches_python_on_real_crawl(crawl_dir):
 # Signatures
 
 
-@pytest.mark.parametrize("scheme", ["affine32", "affine64", "legacy"])
-def test_signatures_equal_datasketch(scheme):
+@pytest.mark.parametrize("scheme,kernel", [("affine32", "compiled"), ("affine32", "numpy"), ("affine64", "numpy"), ("legacy", "numpy")])
+def test_signatures_equal_datasketch(scheme, kernel):
     rng = np.random.default_rng(7)
     counts = rng.integers(0, 60, 40)
     counts[3], counts[4] = 0, 500  # an empty document, and one spanning several blocks
     offsets = np.concatenate([[0], np.cumsum(counts)])
     hashes = rng.integers(0, 2**64, int(offsets[-1]), dtype=np.uint64)
-    sigs = minhash_signatures(offsets, hashes, 112, seed=1, scheme=scheme, block=128)
+    sigs = minhash_signatures(offsets, hashes, 112, seed=1, scheme=scheme, block=128, kernel=kernel)
     assert sigs.shape == (40, 112)
     assert sigs.dtype == (np.uint64 if scheme == "affine64" else np.uint32)
     assert np.array_equal(sigs, minhash_signatures(offsets, hashes, 112, seed=1, scheme=scheme))
@@ -191,6 +191,19 @@ def test_signatures_equal_datasketch(scheme):
         if scheme == "affine32":
             values = values & np.uint64(0xFFFFFFFF)
         assert np.array_equal(sigs[i], datasketch_minhash(values, scheme)), i
+
+
+@settings(max_examples=50, deadline=None)
+@given(counts=st.lists(st.integers(0, 40), min_size=1, max_size=30), num_perm=st.integers(1, 130),
+       seed=st.integers(0, 2**31), data=st.data())
+def test_compiled_signature_kernel_equals_numpy(counts, num_perm, seed, data):
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    hashes = np.array(data.draw(st.lists(st.integers(0, 2**64 - 1), min_size=int(offsets[-1]), max_size=int(offsets[-1]))),
+                      dtype=np.uint64)
+    compiled = minhash_signatures(offsets, hashes, num_perm, seed=seed, kernel="compiled")
+    assert np.array_equal(compiled, minhash_signatures(offsets, hashes, num_perm, seed=seed, kernel="numpy", block=16))
+    with pytest.raises(ValueError, match="kernel"):
+        minhash_signatures(offsets, hashes, num_perm, kernel="gpu")
 
 
 def test_text_to_signature_equals_datasketch_with_the_same_hash():
