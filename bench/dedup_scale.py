@@ -30,14 +30,18 @@ def sample_dir(docs: int) -> Path:
     return path
 
 
-def _tree_rss_kb(root: int) -> list[int]:
-    """RSS (kB) of ``root`` and all its descendants, from one ``ps`` listing."""
-    listing = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,rss="], capture_output=True, text=True).stdout
-    rows = [tuple(map(int, line.split())) for line in listing.splitlines() if line.strip()]
+def _tree_rss_kb(root: int) -> list[tuple[int, str]]:
+    """(RSS kB, command name) of ``root`` and all its descendants, from one ``ps`` listing."""
+    listing = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,rss=,comm="], capture_output=True, text=True).stdout
+    rows = []
+    for line in listing.splitlines():
+        fields = line.split(None, 3)
+        if len(fields) == 4:
+            rows.append((int(fields[0]), int(fields[1]), int(fields[2]), fields[3].strip()))
     children: dict[int, list[int]] = {}
-    for pid, ppid, _ in rows:
+    for pid, ppid, _, _ in rows:
         children.setdefault(ppid, []).append(pid)
-    rss = {pid: kb for pid, _, kb in rows}
+    rss = {pid: (kb, name) for pid, _, kb, name in rows}
     tree, stack = [], [root]
     while stack:
         pid = stack.pop()
@@ -50,15 +54,20 @@ def run_measured(command: list[str]) -> dict:
     start = time.monotonic()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     peak_one = peak_total = 0
+    peak_name = ""
     while proc.poll() is None:
         rss = _tree_rss_kb(proc.pid)
         if rss:
-            peak_one, peak_total = max(peak_one, max(rss) * 1024), max(peak_total, sum(rss) * 1024)
+            kb, name = max(rss)
+            if kb * 1024 > peak_one:
+                peak_one, peak_name = kb * 1024, name
+            peak_total = max(peak_total, sum(k for k, _ in rss) * 1024)
         time.sleep(0.2)
     out = proc.stdout.read()
     if proc.returncode:
         raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}")
-    return {"seconds": time.monotonic() - start, "peak_process_mb": peak_one / 1e6, "peak_total_mb": peak_total / 1e6,
+    return {"seconds": time.monotonic() - start, "peak_process_mb": peak_one / 1e6, "peak_process": peak_name,
+            "peak_total_mb": peak_total / 1e6,
             "summary": json.loads(out)}
 
 
@@ -85,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(rejected.items()))
         print(f"| {row['documents']:,} | {row['seconds']:.1f} | {row['documents'] / row['seconds']:,.0f} | "
-              f"{reasons} | {row['peak_process_mb']:,.0f} | {row['peak_total_mb']:,.0f} |", flush=True)
+              f"{reasons} | {row['peak_process_mb']:,.0f} ({row['peak_process']}) | {row['peak_total_mb']:,.0f} |", flush=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
