@@ -53,7 +53,7 @@ class _ReadParts:
             for part in out.list(f"{self.parts_dir}"):
                 if part.rsplit("/", 1)[-1].startswith(f"part-{key}-"):
                     table = pq.read_table(part, filesystem=out.fs)
-                    if decisions is not None or getattr(self.stage, "apply_always", False):
+                    if decisions is not None or self.stage.apply_always:
                         start = time.perf_counter()
                         mask = active_mask(table)
                         table = self.stage.apply(table, decisions)

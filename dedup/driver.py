@@ -19,7 +19,7 @@ def run_global_reduce(stage: GlobalStage, fs: pafs.FileSystem, parts: list[str],
     Decisions land in ``<work_dir>/decisions/<file key>/``."""
     import ray
 
-    rows = documents * getattr(stage, "shuffle_rows_per_document", 1)
+    rows = documents * stage.shuffle_rows_per_document
     partitions = partitions or max(1, min(4096, rows // ROWS_PER_PARTITION + 1))
     shuffle_dir, decisions_dir = f"{work_dir}/shuffle", f"{work_dir}/decisions"
     for stale in (shuffle_dir, decisions_dir, f"{work_dir}/edges"):

@@ -137,6 +137,9 @@ class GlobalStage(Stage):
     resolves_globally: ClassVar[bool] = False
     # About how many rows ``shuffle_rows`` makes per document: sizes the reduce partitions.
     shuffle_rows_per_document: ClassVar[float] = 1
+    # True when ``apply`` must run on every part, with ``decisions=None`` where nothing was
+    # decided (it rewrites or drops columns that ``map`` added).
+    apply_always: ClassVar[bool] = False
 
     def map(self, table: pa.Table) -> pa.Table:
         raise NotImplementedError

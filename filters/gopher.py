@@ -990,8 +990,8 @@ class GopherRepetitionFilter(RuleFilter):
     of text between spaces and punctuation, so an n-gram there is a longer passage, and it counts
     only when that whole passage repeats.)
 
-    Differences from datatrove, by construction: n-grams are compared by a 64-bit hash of their
-    words (a collision, ~1e-7 for a 2-million-word document, would merge two n-grams); and datatrove
+    Differences from datatrove, by construction: lines and paragraphs are compared by a 64-bit
+    hash and their byte length, n-grams by a 64-bit hash of their words (a collision, ~1e-7 for a 2-million-word document, would merge two n-grams); and datatrove
     compares duplicate n-grams by their words joined *without* spaces, so ``["ab", "c"]`` equals
     ``["a", "bc"]`` there and not here.
     """
