@@ -1,10 +1,12 @@
-"""The distributed part of deduplication: run a GlobalStage's scatter and reduce tasks on Ray."""
+"""The distributed part of deduplication: run a GlobalStage's scatter, reduce and components tasks
+on Ray."""
 
 from __future__ import annotations
 
 import pyarrow.fs as pafs
 
-from dedup.shuffle import reduce_partition, resolve, scatter
+from dedup.graph import MapTasks, connected_components_partitioned
+from dedup.shuffle import graph_dir, reduce_partition, resolve_partition, scatter
 from filters.base import GlobalStage
 
 # Key rows per reduce partition the driver aims for (~150 MB in a reduce task): a stage says how
@@ -14,26 +16,39 @@ ROWS_PER_PARTITION = 3_000_000
 
 
 def run_global_reduce(stage: GlobalStage, fs: pafs.FileSystem, parts: list[str], work_dir: str,
-                      file_keys: dict[int, str], documents: int, partitions: int | None = None) -> int:
-    """Scatter every part file's keys, reduce every partition; return the number of rejections.
-    Decisions land in ``<work_dir>/decisions/<file key>/``."""
-    import ray
-
+                      file_keys: dict[int, str], documents: int, partitions: int | None = None,
+                      map_tasks: MapTasks | None = None) -> int:
+    """Scatter every part file's keys, reduce every partition (and, for a stage whose clusters
+    span partitions, find them with the partitioned components run); return the number of
+    rejections. Decisions land in ``<work_dir>/decisions/<file key>/``. ``map_tasks`` runs each
+    step's calls (default: as Ray tasks; ``dedup.graph.sequential`` runs them in this process)."""
+    map_tasks = map_tasks or ray_tasks
     rows = documents * stage.shuffle_rows_per_document
     partitions = partitions or max(1, min(4096, rows // ROWS_PER_PARTITION + 1))
     shuffle_dir, decisions_dir = f"{work_dir}/shuffle", f"{work_dir}/decisions"
-    for stale in (shuffle_dir, decisions_dir, f"{work_dir}/edges"):
+    graph = graph_dir(decisions_dir)
+    for stale in (shuffle_dir, decisions_dir, graph):
         if fs.get_file_info(stale).type == pafs.FileType.Directory:
             fs.delete_dir(stale)
 
-    scatter_task = ray.remote(num_cpus=1)(scatter)
-    ray.get([scatter_task.remote(stage, fs, part, shuffle_dir, partitions) for part in parts])
-    reduce_task = ray.remote(num_cpus=1)(reduce_partition)
-    rejected = sum(ray.get([
-        reduce_task.remote(stage, fs, shuffle_dir, j, decisions_dir, file_keys) for j in range(partitions)
+    map_tasks(scatter, [(stage, fs, part, shuffle_dir, partitions) for part in parts])
+    rejected = sum(map_tasks(reduce_partition, [
+        (stage, fs, shuffle_dir, j, decisions_dir, file_keys, partitions) for j in range(partitions)
     ]))
     if stage.resolves_globally:
-        rejected = ray.get(ray.remote(num_cpus=1)(resolve).remote(stage, fs, work_dir, file_keys))
-    if fs.get_file_info(shuffle_dir).type == pafs.FileType.Directory:
-        fs.delete_dir(shuffle_dir)
+        connected_components_partitioned(fs, graph, partitions, map_tasks)
+        rejected = sum(map_tasks(resolve_partition, [
+            (stage, fs, decisions_dir, k, file_keys) for k in range(partitions)
+        ]))
+    for scratch in (shuffle_dir, graph):
+        if fs.get_file_info(scratch).type == pafs.FileType.Directory:
+            fs.delete_dir(scratch)
     return rejected
+
+
+def ray_tasks(fn, calls: list[tuple]) -> list:
+    """Every call of ``fn`` as a Ray task (one CPU each); their results in order."""
+    import ray
+
+    task = ray.remote(num_cpus=1)(fn)
+    return ray.get([task.remote(*call) for call in calls])

@@ -4,9 +4,10 @@ word 5-gram shingles, 112 permutations in 14 bands of 8 rows, one document kept 
 map (streaming): shingles -> MinHash signature -> 14 band keys per still-kept document, in the
 list column ``minhash_dedup_bands`` (null for documents with no shingle). reduce: rows (band key,
 document) are hash-partitioned by band key; each partition links every bucket member to the
-bucket's first document in input order (a star, not all pairs); ``resolve`` runs union-find over
-all candidate edges and keeps, in each cluster, the first document in input order. Every other
-member is rejected as ``minhash_dedup.duplicate`` with the kept id in ``minhash_dedup_duplicate_of``.
+bucket's first document in input order (a star, not all pairs); the clusters are the connected
+components of all partitions' edges, found by a partitioned run (dedup/graph.py: no process holds
+all edges), and each keeps its first document in input order. Every other member is rejected as
+``minhash_dedup.duplicate`` with the kept id in ``minhash_dedup_duplicate_of``.
 
 Candidate pairs are not re-verified by true Jaccard: the reduce has band keys, not shingles
 (FineWeb does not verify either); ``dedup.components.verify_pairs`` does it where the shingles
@@ -22,7 +23,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from dedup.components import components_of_edges, star_edges
+from dedup.components import star_edges
 from dedup.minhash import has_shingles, lsh_band_keys, minhash_signatures, shingle_hashes, threshold_curve
 from filters.base import GlobalStage, _scatter, _set_or_append, active_mask
 
@@ -90,18 +91,10 @@ class MinHashDedup(GlobalStage):
         edges = edges.join(ids.rename({"order": "a", "id": "a_id"}), on="a").join(ids.rename({"order": "b", "id": "b_id"}), on="b")
         return edges.to_arrow()
 
-    def resolve(self, edges: pa.Table) -> pa.Table:
-        """All candidate edges -> clusters (union-find) -> every member but the first in input
-        order is a duplicate of the first."""
-        frame = pl.from_arrow(edges)
-        node, label = components_of_edges(frame["a"].to_numpy(), frame["b"].to_numpy())
-        ids = pl.concat([
-            frame.select(pl.col("a").alias("order"), pl.col("a_id").alias("id")),
-            frame.select(pl.col("b").alias("order"), pl.col("b_id").alias("id")),
-        ]).unique("order")
-        clusters = pl.DataFrame({"order": node, "root": label}).filter(pl.col("order") != pl.col("root"))
-        decided = clusters.join(ids, on="order").join(ids.rename({"order": "root", "id": "root_id"}), on="root")
-        return decided.select(
+    def resolve(self, members: pa.Table) -> pa.Table:
+        """Cluster members (``order``, ``root``, ``id``, ``root_id``: every document but its
+        cluster's first in input order) -> each is a duplicate of the first."""
+        return pl.from_arrow(members).select(
             "id",
             (pl.col("order") // (1 << FILE_SHIFT)).cast(pl.Int32).alias("_file"),
             pl.lit(REASON).alias("rejected_by"),

@@ -5,13 +5,15 @@ scatter: each intermediate part file's key rows (still-kept documents only) beco
 by ``_pkey % partitions`` into ``shuffle/p<j>/<part>.parquet``.
 reduce: each partition is read alone and ``stage.decide`` turns it into rejected ids, written per
 input file to ``decisions/<file key>/p<j>.parquet`` (exact dedup); or, for a stage that
-``resolves_globally`` (MinHash: clusters span partitions), into candidate edges that ``resolve``
-turns into decisions in one last step. The streaming apply step of each input file reads only
-its own decisions.
+``resolves_globally`` (MinHash: clusters span partitions), into candidate edges, which seed a
+partitioned connected-components run (dedup/graph.py); ``resolve_partition`` then turns each
+partition's labelled cluster members into decisions with ``stage.resolve``. The streaming apply
+step of each input file reads only its own decisions.
 
 No process ever holds more than one part file or one partition, so memory is bounded by
-``corpus keys / partitions``, and everything between the steps is on disk (local or object
-storage). The driver (dedup/driver.py) runs scatter and reduce tasks in parallel on Ray.
+``corpus keys / partitions`` (and ``duplicate edges / partitions`` for the components), and
+everything between the steps is on disk (local or object storage). The driver (dedup/driver.py)
+runs the tasks of every step in parallel on Ray.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from dedup import graph
 from filters.base import GlobalStage
 
 BOOKKEEPING = ["id", "_file", "_seq"]
@@ -44,8 +47,10 @@ def scatter(stage: GlobalStage, fs: pafs.FileSystem, part: str, shuffle_dir: str
 
 
 def reduce_partition(stage: GlobalStage, fs: pafs.FileSystem, shuffle_dir: str, j: int,
-                     decisions_dir: str, file_keys: dict[int, str]) -> int:
-    """Decide one partition; write its rejections per input file; return how many."""
+                     decisions_dir: str, file_keys: dict[int, str], partitions: int = 1) -> int:
+    """Decide one partition; write its rejections per input file and return how many; or, when
+    the stage ``resolves_globally``, seed the components run (``partitions`` graph partitions)
+    with its edges and return how many edges remain."""
     infos = fs.get_file_info(pafs.FileSelector(f"{shuffle_dir}/p{j:05d}", allow_not_found=True))
     paths = sorted(i.path for i in infos if i.path.endswith(".parquet"))
     if not paths:
@@ -53,22 +58,24 @@ def reduce_partition(stage: GlobalStage, fs: pafs.FileSystem, shuffle_dir: str, 
     decisions = stage.decide(pa.concat_tables([pq.read_table(p, filesystem=fs) for p in paths]))
     if decisions.num_rows == 0:
         return 0
-    if stage.resolves_globally:  # partial results (edges) for the stage's global resolve
-        _write(fs, f"{decisions_dir.rsplit('/', 1)[0]}/edges/p{j:05d}.parquet", decisions)
-        return decisions.num_rows
+    if stage.resolves_globally:  # edges: clusters may span partitions
+        return graph.seed(fs, decisions, graph_dir(decisions_dir), j, partitions)
     return write_decisions(fs, decisions, decisions_dir, file_keys, f"p{j:05d}")
 
 
-def resolve(stage: GlobalStage, fs: pafs.FileSystem, work_dir: str, file_keys: dict[int, str]) -> int:
-    """The last step of a stage whose partitions yield edges: one process reads every edge (only
-    candidate duplicates have any: their count scales with the duplicates, not the corpus),
-    resolves them and writes the decisions per input file."""
-    infos = fs.get_file_info(pafs.FileSelector(f"{work_dir}/edges", allow_not_found=True))
-    paths = sorted(i.path for i in infos if i.path.endswith(".parquet"))
-    if not paths:
+def graph_dir(decisions_dir: str) -> str:
+    return f"{decisions_dir.rsplit('/', 1)[0]}/graph"
+
+
+def resolve_partition(stage: GlobalStage, fs: pafs.FileSystem, decisions_dir: str, k: int,
+                      file_keys: dict[int, str]) -> int:
+    """One graph partition's cluster members (after ``graph.connected_components_partitioned``)
+    -> the stage's decisions, written per input file; return how many."""
+    members = graph.members(fs, graph_dir(decisions_dir), k)
+    if members is None:
         return 0
-    decisions = stage.resolve(pa.concat_tables([pq.read_table(p, filesystem=fs) for p in paths]))
-    return write_decisions(fs, decisions, f"{work_dir}/decisions", file_keys, "resolved")
+    decisions = stage.resolve(members)
+    return write_decisions(fs, decisions, decisions_dir, file_keys, f"c{k:05d}")
 
 
 def write_decisions(fs: pafs.FileSystem, decisions: pa.Table, decisions_dir: str, file_keys: dict[int, str], name: str) -> int:

@@ -133,7 +133,9 @@ class GlobalStage(Stage):
     """
 
     is_global: ClassVar[bool] = True
-    # True when a partition's ``decide`` yields partial results (edges) that ``resolve`` combines.
+    # True when a partition's ``decide`` yields edges between documents (order keys ``a``, ``b``
+    # and ids ``a_id``, ``b_id``) whose connected components are the clusters: ``resolve`` turns
+    # their members into decisions.
     resolves_globally: ClassVar[bool] = False
     # About how many rows ``shuffle_rows`` makes per document: sizes the reduce partitions.
     shuffle_rows_per_document: ClassVar[float] = 1
@@ -158,7 +160,9 @@ class GlobalStage(Stage):
         when ``resolves_globally``."""
         raise NotImplementedError
 
-    def resolve(self, edges: pa.Table) -> pa.Table:
+    def resolve(self, members: pa.Table) -> pa.Table:
+        """One partition of cluster members (``order``, ``root``, ``id``, ``root_id``; ``root``
+        the smallest order key of the member's cluster) -> decisions."""
         raise NotImplementedError
 
     def apply(self, table: pa.Table, decisions: pa.Table) -> pa.Table:
