@@ -5,7 +5,7 @@
 For each size, the sample generator writes N documents (cached in $TMPDIR), then the CLI runs the
 stages through a local Ray cluster in a child process. A sampler polls the RSS of that process
 and all its descendants (driver, raylet, workers) every 0.2 s and reports the largest single
-process and the largest total. Memory bounded by the batch and partition sizes shows as a
+process (and the peak of each process name) and the largest total. Memory bounded by the batch and partition sizes shows as a
 per-process peak that does not grow with N. Writes ``bench/results/dedup_scale.json``.
 """
 
@@ -53,22 +53,26 @@ def _tree_rss_kb(root: int) -> list[tuple[int, str]]:
 def run_measured(command: list[str]) -> dict:
     start = time.monotonic()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    peak_one = peak_total = 0
-    peak_name = ""
+    peak_total = 0
+    peak_by_name: dict[str, int] = {}  # largest RSS of one process, per process name (ray::<task>, raylet, ...)
     while proc.poll() is None:
         rss = _tree_rss_kb(proc.pid)
-        if rss:
-            kb, name = max(rss)
-            if kb * 1024 > peak_one:
-                peak_one, peak_name = kb * 1024, name
-            peak_total = max(peak_total, sum(k for k, _ in rss) * 1024)
+        for kb, name in rss:
+            peak_by_name[name] = max(peak_by_name.get(name, 0), kb * 1024)
+        peak_total = max(peak_total, sum(k for k, _ in rss) * 1024)
         time.sleep(0.2)
+    peak_name, peak_one = max(peak_by_name.items(), key=lambda item: item[1], default=("", 0))
     out = proc.stdout.read()
     if proc.returncode:
         raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}")
     return {"seconds": time.monotonic() - start, "peak_process_mb": peak_one / 1e6, "peak_process": peak_name,
             "peak_total_mb": peak_total / 1e6,
+            "peak_by_process_mb": {k: round(v / 1e6) for k, v in sorted(peak_by_name.items(), key=lambda i: -i[1])},
             "summary": json.loads(out)}
+
+
+def _next_largest(row: dict, count: int = 3) -> str:
+    return ", ".join(f"{name} {mb:,}" for name, mb in list(row["peak_by_process_mb"].items())[1:count + 1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = []
     print(f"stages: {args.stages}")
-    print("| documents | seconds | docs/s | rejected (by reason) | peak RSS one process MB | peak RSS all MB |")
-    print("|---:|---:|---:|---|---:|---:|")
+    print("| documents | seconds | docs/s | rejected (by reason) | peak RSS one process MB | next largest MB | peak RSS all MB |")
+    print("|---:|---:|---:|---|---:|---|---:|")
     for docs in args.docs:
         src = sample_dir(docs)
         with tempfile.TemporaryDirectory() as out:
@@ -94,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(rejected.items()))
         print(f"| {row['documents']:,} | {row['seconds']:.1f} | {row['documents'] / row['seconds']:,.0f} | "
-              f"{reasons} | {row['peak_process_mb']:,.0f} ({row['peak_process']}) | {row['peak_total_mb']:,.0f} |", flush=True)
+              f"{reasons} | {row['peak_process_mb']:,.0f} ({row['peak_process']}) | {_next_largest(row)} | "
+              f"{row['peak_total_mb']:,.0f} |", flush=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0

@@ -50,6 +50,10 @@ class Progress:
             self.stream.write("\n")
 
 
+def _print_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def init_ray(address: str | None) -> None:
     import ray
 
@@ -127,7 +131,8 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bo
                 start = time.monotonic()
                 parts = [p for p in out.list(parts_dir) if p.endswith(".parquet")]
                 documents = sum((out.read_json(f"{done_dir}/{f.key}.json") or {}).get("rows", 0) for f in files)
-                rejected = run_global_reduce(global_stage, out.fs, parts, out.path(f"_state/seg{i}"), keys, documents)
+                rejected = run_global_reduce(global_stage, out.fs, parts, out.path(f"_state/seg{i}"), keys, documents,
+                                             report=_print_line if progress else None)
                 out.write_json(state_path, {"stage": global_stage.name, "rejected": rejected,
                                             "seconds": time.monotonic() - start})
                 redo_downstream = True

@@ -3,6 +3,9 @@ on Ray."""
 
 from __future__ import annotations
 
+import time
+from typing import Callable
+
 import pyarrow.fs as pafs
 
 from dedup.graph import MapTasks, connected_components_partitioned
@@ -17,12 +20,18 @@ ROWS_PER_PARTITION = 3_000_000
 
 def run_global_reduce(stage: GlobalStage, fs: pafs.FileSystem, parts: list[str], work_dir: str,
                       file_keys: dict[int, str], documents: int, partitions: int | None = None,
-                      map_tasks: MapTasks | None = None) -> int:
+                      map_tasks: MapTasks | None = None, report: Callable[[str], None] | None = None) -> int:
     """Scatter every part file's keys, reduce every partition (and, for a stage whose clusters
     span partitions, find them with the partitioned components run); return the number of
     rejections. Decisions land in ``<work_dir>/decisions/<file key>/``. ``map_tasks`` runs each
-    step's calls (default: as Ray tasks; ``dedup.graph.sequential`` runs them in this process)."""
+    step's calls (default: as Ray tasks; ``dedup.graph.sequential`` runs them in this process).
+    ``report`` gets one line per finished step (progress of a long reduce)."""
     map_tasks = map_tasks or ray_tasks
+    report = report or (lambda line: None)
+    start = time.monotonic()
+
+    def done(step: str) -> None:
+        report(f"[{time.monotonic() - start:7.1f}s] {stage.name} reduce: {step}")
     rows = documents * stage.shuffle_rows_per_document
     partitions = partitions or max(1, min(4096, rows // ROWS_PER_PARTITION + 1))
     shuffle_dir, decisions_dir = f"{work_dir}/shuffle", f"{work_dir}/decisions"
@@ -31,15 +40,19 @@ def run_global_reduce(stage: GlobalStage, fs: pafs.FileSystem, parts: list[str],
         if fs.get_file_info(stale).type == pafs.FileType.Directory:
             fs.delete_dir(stale)
 
-    map_tasks(scatter, [(stage, fs, part, shuffle_dir, partitions) for part in parts])
+    rows = sum(map_tasks(scatter, [(stage, fs, part, shuffle_dir, partitions) for part in parts]))
+    done(f"scattered {rows:,} key rows from {len(parts)} parts into {partitions} partitions")
     rejected = sum(map_tasks(reduce_partition, [
         (stage, fs, shuffle_dir, j, decisions_dir, file_keys, partitions) for j in range(partitions)
     ]))
     if stage.resolves_globally:
-        connected_components_partitioned(fs, graph, partitions, map_tasks)
+        done(f"{rejected:,} candidate edges after each partition's own clusters")
+        members = connected_components_partitioned(fs, graph, partitions, map_tasks, report=done)
+        done(f"{members:,} documents placed behind their cluster's first in input order")
         rejected = sum(map_tasks(resolve_partition, [
             (stage, fs, decisions_dir, k, file_keys) for k in range(partitions)
         ]))
+    done(f"{rejected:,} documents rejected")
     for scratch in (shuffle_dir, graph):
         if fs.get_file_info(scratch).type == pafs.FileType.Directory:
             fs.delete_dir(scratch)

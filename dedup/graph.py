@@ -237,16 +237,21 @@ def members(fs: pafs.FileSystem, graph_dir: str, k: int) -> pa.Table | None:
 
 
 def connected_components_partitioned(fs: pafs.FileSystem, graph_dir: str, partitions: int,
-                                     map_tasks: MapTasks = sequential) -> int:
+                                     map_tasks: MapTasks = sequential,
+                                     report: Callable[[str], None] | None = None) -> int:
     """Run the rounds over the seeded ``graph_dir`` until the edges are stars, then label.
-    Returns the number of labelled (non-root) nodes; ``members(fs, graph_dir, k)`` reads them."""
+    Returns the number of labelled (non-root) nodes; ``members(fs, graph_dir, k)`` reads them.
+    ``report`` gets a line per round."""
     step = 0
     for _ in range(MAX_STEPS):
         calls = [(fs, graph_dir, step, k, partitions) for k in range(partitions)]
-        if all(map_tasks(large_star_step, calls)):
+        stars = map_tasks(large_star_step, calls)
+        if all(stars):
             fs.delete_dir_contents(f"{graph_dir}/s{step + 1:05d}", missing_dir_ok=True)
             break
-        map_tasks(small_star_step, [(fs, graph_dir, step + 1, k, partitions) for k in range(partitions)])
+        edges = sum(map_tasks(small_star_step, [(fs, graph_dir, step + 1, k, partitions) for k in range(partitions)]))
+        if report:
+            report(f"components round {step // 2 + 1}: {edges:,} edges, {stars.count(False)}/{partitions} partitions not yet stars")
         for done in (step, step + 1):
             fs.delete_dir_contents(f"{graph_dir}/s{done:05d}", missing_dir_ok=True)
         step += 2
