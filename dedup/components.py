@@ -216,18 +216,11 @@ def pair_jaccard(offsets: np.ndarray, hashes: np.ndarray, a: np.ndarray, b: np.n
     b = np.asarray(b, dtype=np.int64)
     if not len(a):
         return np.zeros(0, dtype=np.float64)
-    # Shingle sets of the documents involved: gather, sort by (document, hash), drop repeats.
+    # Shingle sets of the documents involved only.
     involved = np.unique(np.concatenate([a, b]))
     counts = offsets[involved + 1] - offsets[involved]
-    idx = _ranges(offsets[involved], counts)
-    owner = np.repeat(np.arange(len(involved), dtype=np.int64), counts)
-    h = np.asarray(hashes, dtype=np.uint64)[idx]
-    order = np.lexsort((h, owner))
-    owner, h = owner[order], h[order]
-    first = np.ones(len(h), dtype=bool)
-    first[1:] = (owner[1:] != owner[:-1]) | (h[1:] != h[:-1])
-    owner, h = owner[first], h[first]
-    set_off = np.searchsorted(owner, np.arange(len(involved) + 1))
+    gathered = np.asarray(hashes, dtype=np.uint64)[_ranges(offsets[involved], counts)]
+    set_off, h = shingle_sets(np.concatenate([[0], np.cumsum(counts)]), gathered)
     size = np.diff(set_off)
     ia, ib = np.searchsorted(involved, a), np.searchsorted(involved, b)
     # Both sets of every pair side by side, tagged with the pair number: a shingle in both
@@ -240,6 +233,23 @@ def pair_jaccard(offsets: np.ndarray, hashes: np.ndarray, a: np.ndarray, b: np.n
     inter = np.bincount(tags[1:][same], minlength=len(a)).astype(np.float64)
     union = size[ia] + size[ib] - inter
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
+
+def shingle_sets(offsets: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every document's shingle multiset (``shingle_hashes`` layout) as a set: its hashes sorted,
+    repeats dropped. Returns ``(offsets, hashes)`` in the same layout. One sort of all hashes."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    docs = len(offsets) - 1
+    owner = np.repeat(np.arange(docs, dtype=np.int64), np.diff(offsets))
+    h = np.asarray(hashes, dtype=np.uint64)
+    idx = np.lexsort((h, owner))
+    owner, h = owner[idx], h[idx]
+    first = np.ones(len(h), dtype=bool)
+    first[1:] = (owner[1:] != owner[:-1]) | (h[1:] != h[:-1])
+    owner, h = owner[first], h[first]
+    out = np.zeros(docs + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=docs), out=out[1:])
+    return out, h
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -315,6 +325,5 @@ def exact_duplicates(keys: np.ndarray, order: np.ndarray | None = None) -> np.nd
 __all__ = [
     "bucket_rows", "candidate_edges", "components_of_edges", "connected_components", "empty_band_keys",
     "exact_duplicates", "exact_keys", "is_empty_signature", "near_duplicates", "order_ranks", "pair_jaccard",
-    "representatives",
-    "star_edges", "verify_pairs",
+    "representatives", "shingle_sets", "star_edges", "verify_pairs",
 ]
