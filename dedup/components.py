@@ -235,6 +235,38 @@ def pair_jaccard(offsets: np.ndarray, hashes: np.ndarray, a: np.ndarray, b: np.n
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
 
 
+def set_jaccard(a_off: np.ndarray, a_hashes: np.ndarray, b_rows: np.ndarray,
+                set_off: np.ndarray, set_hashes: np.ndarray) -> np.ndarray:
+    """Exact Jaccard of pair i's own set ``a_hashes[a_off[i]:a_off[i+1]]`` with set ``b_rows[i]``
+    of ``(set_off, set_hashes)``, float64 (0 if both empty). Every set must be sorted and unique
+    (``shingle_sets``): then no pair's hashes need sorting, as ``pair_jaccard`` does. The hashes
+    of the ``b`` sets involved are ranked once (one sort); every set becomes a run of keys
+    ``set * ranks + rank``, ascending from run to run, and each ``a`` hash is looked up in its
+    pair's run with one ``searchsorted``."""
+    a_off = np.asarray(a_off, dtype=np.int64)
+    b_rows = np.asarray(b_rows, dtype=np.int64)
+    a_len = np.diff(a_off)
+    if not len(b_rows):
+        return np.zeros(0, dtype=np.float64)
+    anchors, which = np.unique(b_rows, return_inverse=True)
+    which = which.ravel()
+    b_len = set_off[anchors + 1] - set_off[anchors]
+    b_hashes = np.asarray(set_hashes, dtype=np.uint64)[_ranges(set_off[anchors], b_len)]
+    ranks = np.unique(b_hashes)
+    size = max(len(ranks), 1)
+    b_keys = np.repeat(np.arange(len(anchors), dtype=np.int64), b_len) * size + np.searchsorted(ranks, b_hashes)
+    a_hashes = np.asarray(a_hashes, dtype=np.uint64)[a_off[0]:a_off[-1]]
+    rank = np.minimum(np.searchsorted(ranks, a_hashes), size - 1)
+    known = ranks[rank] == a_hashes if len(ranks) else np.zeros(len(a_hashes), dtype=bool)
+    wanted = np.repeat(which, a_len) * size + rank
+    position = np.minimum(np.searchsorted(b_keys, wanted), max(len(b_keys) - 1, 0))
+    found = known & (b_keys[position] == wanted) if len(b_keys) else known
+    pair = np.repeat(np.arange(len(b_rows), dtype=np.int64), a_len)
+    inter = np.bincount(pair[found], minlength=len(b_rows)).astype(np.float64)
+    union = a_len + b_len[which] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
+
 def shingle_sets(offsets: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every document's shingle multiset (``shingle_hashes`` layout) as a set: its hashes sorted,
     repeats dropped. Returns ``(offsets, hashes)`` in the same layout. One sort of all hashes."""
@@ -242,7 +274,7 @@ def shingle_sets(offsets: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, n
     docs = len(offsets) - 1
     owner = np.repeat(np.arange(docs, dtype=np.int64), np.diff(offsets))
     h = np.asarray(hashes, dtype=np.uint64)
-    idx = np.lexsort((h, owner))
+    idx = _by_owner_then_hash(owner, h, docs)
     owner, h = owner[idx], h[idx]
     first = np.ones(len(h), dtype=bool)
     first[1:] = (owner[1:] != owner[:-1]) | (h[1:] != h[:-1])
@@ -250,6 +282,21 @@ def shingle_sets(offsets: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, n
     out = np.zeros(docs + 1, dtype=np.int64)
     np.cumsum(np.bincount(owner, minlength=docs), out=out[1:])
     return out, h
+
+
+def _by_owner_then_hash(owner: np.ndarray, h: np.ndarray, docs: int) -> np.ndarray:
+    """The order sorting by (owner, hash), ``owner`` in 0..docs-1. One argsort of one uint64 key,
+    the owner in the top bits and the hash's top bits below (~5x faster than ``lexsort``'s two
+    passes); hashes equal in those top bits can stay out of order within an owner, which is
+    checked for (it takes ~2^-40 odds per pair of a document's shingles), then ``lexsort``."""
+    bits = max(1, int(docs).bit_length())
+    if bits <= 32:
+        key = (owner.astype(np.uint64) << np.uint64(64 - bits)) | (h >> np.uint64(bits))
+        idx = np.argsort(key, kind="stable")
+        ho, oo = h[idx], owner[idx]
+        if np.all((oo[1:] != oo[:-1]) | (ho[1:] >= ho[:-1])):
+            return idx
+    return np.lexsort((h, owner))
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -325,5 +372,5 @@ def exact_duplicates(keys: np.ndarray, order: np.ndarray | None = None) -> np.nd
 __all__ = [
     "bucket_rows", "candidate_edges", "components_of_edges", "connected_components", "empty_band_keys",
     "exact_duplicates", "exact_keys", "is_empty_signature", "near_duplicates", "order_ranks", "pair_jaccard",
-    "representatives", "shingle_sets", "star_edges", "verify_pairs",
+    "representatives", "set_jaccard", "shingle_sets", "star_edges", "verify_pairs",
 ]

@@ -31,10 +31,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from dedup import graph
-from dedup.components import _ranges, pair_jaccard
+from dedup.components import set_jaccard
 from dedup.near import FILE_SHIFT  # order key = _file << FILE_SHIFT | _seq
 ROW_GROUP = 65_536  # small row groups: a part reads only the groups of its order-key range
-# Hashes (both sets of every pair) one ``pair_jaccard`` call sorts at most (~16 bytes each).
+# Hashes (both sets of every pair) one ``set_jaccard`` call looks at, at most (~24 bytes each).
 PAIR_ENTRIES_PER_SLICE = 1 << 22
 EDGE_COLUMNS = ["a", "b", "a_id", "b_id"]
 
@@ -181,22 +181,16 @@ def half_edge_jaccard(a_off: np.ndarray, a_hashes: np.ndarray, b_rows: np.ndarra
                       set_off: np.ndarray, set_hashes: np.ndarray,
                       slice_entries: int | None = None) -> np.ndarray:
     """Exact Jaccard of edge i's own set (``a_hashes[a_off[i]:a_off[i+1]]``) with anchor set
-    ``b_rows[i]`` (of ``set_off``/``set_hashes``), float64. Edges go through ``pair_jaccard``
-    in slices of at most ``slice_entries`` hashes (both sides), so the sort's memory is bounded
-    whatever the file size; an edge larger than a slice is a slice of its own."""
+    ``b_rows[i]`` (of ``set_off``/``set_hashes``; all sets sorted, unique), float64. Edges go
+    through ``set_jaccard`` in slices of at most ``slice_entries`` hashes (both sides), so its
+    working memory (~24 bytes a hash) is bounded whatever the file size; an edge larger than a
+    slice is a slice of its own."""
     slice_entries = slice_entries or PAIR_ENTRIES_PER_SLICE
     a_len = np.diff(a_off)
     b_len = (set_off[b_rows + 1] - set_off[b_rows]) if len(b_rows) else np.zeros(0, np.int64)
     out = np.zeros(len(b_rows), dtype=np.float64)
     for start, stop in _slices(a_len + b_len, slice_entries):
-        rows = b_rows[start:stop]
-        anchors, which = np.unique(rows, return_inverse=True)
-        anchor_len = set_off[anchors + 1] - set_off[anchors]
-        # Documents of this slice: the edges' own sets, then the distinct anchors' sets.
-        offsets = np.concatenate([[0], np.cumsum(np.concatenate([a_len[start:stop], anchor_len]))])
-        hashes = np.concatenate([a_hashes[a_off[start]:a_off[stop]], set_hashes[_ranges(set_off[anchors], anchor_len)]])
-        edges = np.arange(stop - start, dtype=np.int64)
-        out[start:stop] = pair_jaccard(offsets, hashes, edges, len(edges) + which.ravel())
+        out[start:stop] = set_jaccard(a_off[start:stop + 1], a_hashes, b_rows[start:stop], set_off, set_hashes)
     return out
 
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dedup import verify
-from dedup.components import near_duplicates, pair_jaccard, shingle_sets
+from dedup.components import near_duplicates, pair_jaccard, set_jaccard, shingle_sets
 from dedup.minhash import lsh_band_keys, minhash_signatures, shingle_hashes
 from dedup.near import MinHashDedup
 
@@ -44,7 +44,7 @@ def reference(docs: list[str], threshold: float | None) -> np.ndarray:
     return near_duplicates(keys, verify_jaccard=threshold, shingles=(offsets, hashes))
 
 
-def test_shingle_sets_and_sliced_jaccard_equal_pair_jaccard():
+def test_shingle_sets_and_set_jaccard_in_slices_equal_pair_jaccard():
     rng = np.random.default_rng(0)
     counts = rng.integers(0, 40, 30)
     offsets = np.concatenate([[0], np.cumsum(counts)])
@@ -61,6 +61,20 @@ def test_shingle_sets_and_sliced_jaccard_equal_pair_jaccard():
     for limit in (1, 37, 1 << 22):  # one edge per slice, a few, all at once
         got = verify.half_edge_jaccard(a_off, a_hashes, b, set_off, set_hashes, slice_entries=limit)
         np.testing.assert_allclose(got, want)
+
+
+def test_set_jaccard_small_cases():
+    # Sets: {}, {1, 2, 3}, {2, 3, 4}; hashes near 2**64 too (no overflow in the keys).
+    top = np.uint64(2**64 - 1)
+    set_off = np.array([0, 0, 3, 6])
+    set_hashes = np.array([1, 2, 3, 2, 3, top], dtype=np.uint64)
+    own = [[], [1, 2, 3], [2, 3, int(top)], [5], [2, 3, int(top)]]
+    a_off = np.concatenate([[0], np.cumsum([len(s) for s in own])])
+    a_hashes = np.array([h for s in own for h in s], dtype=np.uint64)
+    got = set_jaccard(a_off, a_hashes, np.array([0, 2, 1, 1, 2]), set_off, set_hashes)
+    np.testing.assert_allclose(got, [0.0, 0.5, 0.5, 0.0, 1.0])
+    assert set_jaccard(a_off[:2], a_hashes, np.array([0]), set_off, set_hashes).tolist() == [0.0]  # both empty
+    assert len(set_jaccard(np.zeros(1, np.int64), a_hashes, np.zeros(0, np.int64), set_off, set_hashes)) == 0
 
 
 def test_verify_jaccard_is_validated():
@@ -171,3 +185,14 @@ def test_verified_pipeline_on_ray_is_exact_across_parallelism(ray_local, crawl_d
         assert got == want
         results.append(sorted((r["id"], r["minhash_dedup_duplicate_of"]) for r in rejected))
     assert results[0] == results[1]
+
+
+def test_shingle_sets_when_hashes_share_their_top_bits():
+    # Hashes equal in all but their low bits (below the owner's bits of the fast sort key) must
+    # still come out sorted and deduplicated.
+    base = np.uint64(0xABCDEF0123456789)
+    hashes = np.array([base + np.uint64(3), base, base + np.uint64(1), base, 7, base + np.uint64(2)], dtype=np.uint64)
+    offsets = np.array([0, 4, 6])
+    set_off, set_hashes = shingle_sets(offsets, hashes)
+    assert set_off.tolist() == [0, 3, 5]
+    assert set_hashes.tolist() == [int(base), int(base) + 1, int(base) + 3, 7, int(base) + 2]
