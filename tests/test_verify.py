@@ -196,3 +196,10 @@ def test_shingle_sets_when_hashes_share_their_top_bits():
     set_off, set_hashes = shingle_sets(offsets, hashes)
     assert set_off.tolist() == [0, 3, 5]
     assert set_hashes.tolist() == [int(base), int(base) + 1, int(base) + 3, 7, int(base) + 2]
+
+
+def test_plan_names_the_verification():
+    from cluster.plan import describe_plan
+
+    verified, plain = describe_plan([MinHashDedup(verify_jaccard=0.8)])[1], describe_plan([MinHashDedup()])[1]
+    assert "verified at true Jaccard >= 0.8" in verified and "verified" not in plain
