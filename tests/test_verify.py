@@ -20,6 +20,7 @@ from dedup import verify
 from dedup.components import near_duplicates, pair_jaccard, set_jaccard, shingle_sets
 from dedup.minhash import lsh_band_keys, minhash_signatures, shingle_hashes
 from dedup.near import MinHashDedup
+from test_object_storage import s3_server  # noqa: F401  (the fixture: moto's S3 on loopback)
 
 THRESHOLD = 0.8
 
@@ -85,64 +86,85 @@ def test_verify_jaccard_is_validated():
     assert MinHashDedup().verify_threshold() is None
 
 
+def planted_corpus(crawl_dir, originals: int = 90) -> list[str]:
+    """Real documents and near copies (1% and 4% of words replaced), shuffled; the last round
+    copies copies too: chains across files, members close to a member but not to their
+    bucket's anchor."""
+    rng = np.random.default_rng(7)
+    docs = crawl_texts(crawl_dir, originals, 150)
+    for fraction, copies in ((0.01, originals // 3), (0.04, originals * 4 // 9), (0.01, originals * 2 // 9)):
+        for i in rng.choice(len(docs), copies):
+            docs.append(edited(docs[int(i)], fraction, rng))
+    return [docs[i] for i in rng.permutation(len(docs))]
+
+
+def write_parts(fs, stage: MinHashDedup, docs: list[str], directory: str) -> list[str]:
+    """The mapped documents as the pipeline leaves them: three input files, two parts each."""
+    from ingest.schema import batch_of
+
+    table = batch_of(docs)
+    files = np.arange(len(docs)) * 3 // len(docs)
+    table = stage.map(table.set_column(table.schema.get_field_index("_file"), "_file", pa.array(files, pa.int32())))
+    fs.create_dir(directory, recursive=True)
+    parts = []
+    for i in range(3):
+        rows = np.flatnonzero(files == i)
+        for half in (rows[: len(rows) // 2], rows[len(rows) // 2:]):
+            parts.append(f"{directory}/part-f{i}-{half[0]:012d}.parquet")
+            pq.write_table(table.take(pa.array(half)), parts[-1], filesystem=fs)
+    return parts
+
+
+def reduce_decisions(stage: MinHashDedup, fs, parts: list[str], work: str, documents: int, partitions: int) -> list[tuple[str, str]]:
+    """run_global_reduce in this process -> sorted (rejected id, kept id); scratch removed."""
+    from dedup.driver import run_global_reduce
+    from dedup.graph import sequential
+    from dedup.shuffle import load_decisions
+
+    keys = {i: f"f{i}" for i in range(3)}
+    rejected = run_global_reduce(stage, fs, parts, work, keys, documents, partitions, map_tasks=sequential)
+    found = [d for k in keys.values() if (d := load_decisions(fs, f"{work}/decisions", k)) is not None]
+    got = sorted(zip(*(pa.concat_tables(found).column(c).to_pylist() for c in ("id", "minhash_dedup_duplicate_of"))))
+    assert rejected == len(got)
+    assert fs.get_file_info(f"{work}/verify").type == pafs.FileType.NotFound  # scratch removed
+    return got
+
+
+def expected(docs: list[str], threshold: float | None) -> list[tuple[str, str]]:
+    return sorted((f"d{i}", f"d{r}") for i, r in enumerate(reference(docs, threshold).tolist()) if i != r)
+
+
 def test_verified_decisions_equal_reference_across_partitions(crawl_dir, tmp_path, monkeypatch):
     """Sequential reduce over six part files (two per input file): with partitions 1, 2 and 5,
     tiny row groups and pair slices, the verified decisions are the reference's; verification
     rejects fewer documents than the unverified run, and the unverified path is unchanged."""
-    from dedup.driver import run_global_reduce
-    from dedup.graph import sequential
-    from dedup.shuffle import load_decisions
-    from ingest.schema import batch_of
-
-    texts = crawl_texts(crawl_dir, 90, 150)
-    rng = np.random.default_rng(7)
-    docs = list(texts)
-    for fraction, copies in ((0.01, 30), (0.04, 40), (0.01, 20)):
-        # The last round copies copies too: chains across files, members close to a member but
-        # not to their bucket's anchor.
-        for i in rng.choice(len(docs), copies):
-            docs.append(edited(docs[int(i)], fraction, rng))
-    docs = [docs[i] for i in rng.permutation(len(docs))]
-
-    table = batch_of(docs)
-    files = np.arange(len(docs)) * 3 // len(docs)
-    table = table.set_column(table.schema.get_field_index("_file"), "_file", pa.array(files, pa.int32()))
+    docs = planted_corpus(crawl_dir)
     fs = pafs.LocalFileSystem()
-    keys = {i: f"f{i}" for i in range(3)}
-
-    def decisions_of(stage: MinHashDedup, partitions: int) -> list[tuple[str, str]]:
-        mapped = stage.map(table)
-        parts = []
-        for i in range(3):
-            rows = np.flatnonzero(files == i)
-            for half in (rows[: len(rows) // 2], rows[len(rows) // 2:]):
-                parts.append(str(tmp_path / f"part-f{i}-{half[0]:012d}.parquet"))
-                pq.write_table(mapped.take(pa.array(half)), parts[-1])
-        work = str(tmp_path / f"work-{stage.verify_jaccard}-{partitions}")
-        rejected = run_global_reduce(stage, fs, parts, work, keys, len(docs), partitions, map_tasks=sequential)
-        found = [d for k in keys.values() if (d := load_decisions(fs, f"{work}/decisions", k)) is not None]
-        got = sorted(zip(*(pa.concat_tables(found).column(c).to_pylist() for c in ("id", "minhash_dedup_duplicate_of"))))
-        assert rejected == len(got)
-        assert not (tmp_path / work / "verify").exists()  # scratch removed
-        return got
-
-    def expected(threshold):
-        return sorted((f"d{i}", f"d{r}") for i, r in enumerate(reference(docs, threshold).tolist()) if i != r)
-
-    want_verified, want_plain = expected(THRESHOLD), expected(None)
+    parts = write_parts(fs, MinHashDedup(), docs, str(tmp_path / "parts"))
+    want_verified, want_plain = expected(docs, THRESHOLD), expected(docs, None)
     assert len(want_verified) >= 40 and len(want_plain) - len(want_verified) >= 10
     monkeypatch.setattr(verify, "ROW_GROUP", 4)  # parts read a few row groups of their file's candidates
     for partitions, slice_entries in ((1, 1 << 22), (2, 300), (5, 1)):
         monkeypatch.setattr(verify, "PAIR_ENTRIES_PER_SLICE", slice_entries)
-        assert decisions_of(MinHashDedup(verify_jaccard=THRESHOLD), partitions) == want_verified
-    assert decisions_of(MinHashDedup(), 2) == want_plain
-    # Every kept duplicate edge really passed: each rejected document reaches its kept one
-    # through edges of Jaccard >= 0.8, so at least one of its own edges passed.
+        work = str(tmp_path / f"work{partitions}")
+        assert reduce_decisions(MinHashDedup(verify_jaccard=THRESHOLD), fs, parts, work, len(docs), partitions) == want_verified
+    assert reduce_decisions(MinHashDedup(), fs, parts, str(tmp_path / "plain"), len(docs), 2) == want_plain
+    # Most rejected documents are one verified hop from the copy kept for them.
     offsets, hashes = shingle_hashes(docs)
     rejected = np.array([int(d[1:]) for d, _ in want_verified])
     kept = np.array([int(k[1:]) for _, k in want_verified])
-    direct = pair_jaccard(offsets, hashes, rejected, kept)
-    assert (direct >= THRESHOLD).mean() > 0.5  # most are one hop from the kept copy
+    assert (pair_jaccard(offsets, hashes, rejected, kept) >= THRESHOLD).mean() > 0.5
+
+
+def test_verified_reduce_on_object_storage(crawl_dir, s3_server):
+    """The verification join reads and writes through pyarrow's S3 filesystem (moto on
+    loopback) as it does locally: same decisions as the reference."""
+    fs, _ = pafs.FileSystem.from_uri(f"s3://crawl/x?{s3_server}")
+    docs = planted_corpus(crawl_dir, originals=36)
+    parts = write_parts(fs, MinHashDedup(), docs, "crawl/parts")
+    want = expected(docs, THRESHOLD)
+    assert want != expected(docs, None)
+    assert reduce_decisions(MinHashDedup(verify_jaccard=THRESHOLD), fs, parts, "crawl/work", len(docs), 2) == want
 
 
 def test_verified_pipeline_on_ray_is_exact_across_parallelism(ray_local, crawl_dir, tmp_path):
