@@ -51,9 +51,13 @@ class MinHashDedup(GlobalStage):
     Cost, only when set: after the band reduce, the part files holding candidate documents are
     read again and those documents shingled again from their text (about the map's shingling
     time, for the candidates only); each candidate's sorted set (8 bytes per distinct shingle)
-    is written once per distinct edge it is the member of and once if it is an anchor, and each
-    edge's two sets are sorted together once (O(P log P), P the summed set sizes). Non-candidates
-    cost nothing; the map and its part files are the same as without verification."""
+    is written once per distinct edge it is the member of and once if it is an anchor; each
+    member shingle is then looked up in its anchor's set (a binary search over the ranked
+    anchor hashes, ranked by one sort per slice of edges). Non-candidates cost nothing; the map
+    and its part files are the same as without verification. Measured on 100k sample documents
+    (35k candidate edges, 2 cores): +3 to +6 s over 25 s end to end (``python -m
+    bench.dedup_scale --docs 100000 --stages minhash_dedup --params '{"minhash_dedup":
+    {"verify_jaccard": 0.8}}'``, next to the same without ``--params``)."""
 
     name = "minhash_dedup"
     resolves_globally = True

@@ -164,8 +164,9 @@ def check_partition(fs: pafs.FileSystem, vdir: str, graph_dir: str, q: int, part
     checked, kept = 0, []
     for path in halves:  # one part's half edges at a time
         half = pq.read_table(path, filesystem=fs)
-        b_rows = np.searchsorted(anchor_order, half.column("b").to_numpy())
-        if not np.array_equal(anchor_order[np.minimum(b_rows, len(anchor_order) - 1)], half.column("b").to_numpy()):
+        b = half.column("b").to_numpy()
+        b_rows = np.searchsorted(anchor_order, b)
+        if not np.array_equal(anchor_order[np.minimum(b_rows, len(anchor_order) - 1)], b):
             raise RuntimeError(f"verification partition {q}: an anchor has no shingle set")
         a_off, a_hashes = _list_buffers(half.column("a_set"))
         jaccard = half_edge_jaccard(a_off, a_hashes, b_rows, set_off, set_hashes)
