@@ -235,35 +235,43 @@ def pair_jaccard(offsets: np.ndarray, hashes: np.ndarray, a: np.ndarray, b: np.n
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
 
 
+def rank_sets(set_off: np.ndarray, set_hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sets (sorted, unique: ``shingle_sets``) as one ascending key array for ``set_jaccard``:
+    ``(ranks, keys)``, the distinct hashes sorted, and for every entry of set s
+    ``s * len(ranks) + rank of its hash``. Keys ascend within a set (its hashes do) and from set
+    to set, so one ``searchsorted`` finds a (set, hash) pair among all sets. One sort."""
+    set_off = np.asarray(set_off, dtype=np.int64)
+    set_hashes = np.asarray(set_hashes, dtype=np.uint64)[set_off[0]:set_off[-1]]
+    ranks = np.unique(set_hashes)
+    owner = np.repeat(np.arange(len(set_off) - 1, dtype=np.int64), np.diff(set_off))
+    return ranks, owner * max(len(ranks), 1) + np.searchsorted(ranks, set_hashes)
+
+
 def set_jaccard(a_off: np.ndarray, a_hashes: np.ndarray, b_rows: np.ndarray,
-                set_off: np.ndarray, set_hashes: np.ndarray) -> np.ndarray:
+                set_off: np.ndarray, set_hashes: np.ndarray,
+                ranked: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Exact Jaccard of pair i's own set ``a_hashes[a_off[i]:a_off[i+1]]`` with set ``b_rows[i]``
     of ``(set_off, set_hashes)``, float64 (0 if both empty). Every set must be sorted and unique
-    (``shingle_sets``): then no pair's hashes need sorting, as ``pair_jaccard`` does. The hashes
-    of the ``b`` sets involved are ranked once (one sort); every set becomes a run of keys
-    ``set * ranks + rank``, ascending from run to run, and each ``a`` hash is looked up in its
-    pair's run with one ``searchsorted``."""
+    (``shingle_sets``): then no pair's hashes need sorting, as ``pair_jaccard`` does; each ``a``
+    hash is looked up among the ``b`` sets' keys (``rank_sets``; pass ``ranked`` when checking
+    many batches of pairs against the same sets) with two binary searches."""
     a_off = np.asarray(a_off, dtype=np.int64)
     b_rows = np.asarray(b_rows, dtype=np.int64)
-    a_len = np.diff(a_off)
     if not len(b_rows):
         return np.zeros(0, dtype=np.float64)
-    anchors, which = np.unique(b_rows, return_inverse=True)
-    which = which.ravel()
-    b_len = set_off[anchors + 1] - set_off[anchors]
-    b_hashes = np.asarray(set_hashes, dtype=np.uint64)[_ranges(set_off[anchors], b_len)]
-    ranks = np.unique(b_hashes)
-    size = max(len(ranks), 1)
-    b_keys = np.repeat(np.arange(len(anchors), dtype=np.int64), b_len) * size + np.searchsorted(ranks, b_hashes)
+    ranks, keys = ranked if ranked is not None else rank_sets(set_off, set_hashes)
+    a_len = np.diff(a_off)
     a_hashes = np.asarray(a_hashes, dtype=np.uint64)[a_off[0]:a_off[-1]]
+    size = max(len(ranks), 1)
     rank = np.minimum(np.searchsorted(ranks, a_hashes), size - 1)
+    # A hash no b set has is in no intersection; the others are looked up in their pair's set.
     known = ranks[rank] == a_hashes if len(ranks) else np.zeros(len(a_hashes), dtype=bool)
-    wanted = np.repeat(which, a_len) * size + rank
-    position = np.minimum(np.searchsorted(b_keys, wanted), max(len(b_keys) - 1, 0))
-    found = known & (b_keys[position] == wanted) if len(b_keys) else known
+    wanted = np.repeat(b_rows, a_len) * size + rank
+    position = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+    found = known & (keys[position] == wanted) if len(keys) else known
     pair = np.repeat(np.arange(len(b_rows), dtype=np.int64), a_len)
     inter = np.bincount(pair[found], minlength=len(b_rows)).astype(np.float64)
-    union = a_len + b_len[which] - inter
+    union = a_len + (set_off[b_rows + 1] - set_off[b_rows]) - inter
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
 
 
@@ -372,5 +380,5 @@ def exact_duplicates(keys: np.ndarray, order: np.ndarray | None = None) -> np.nd
 __all__ = [
     "bucket_rows", "candidate_edges", "components_of_edges", "connected_components", "empty_band_keys",
     "exact_duplicates", "exact_keys", "is_empty_signature", "near_duplicates", "order_ranks", "pair_jaccard",
-    "representatives", "set_jaccard", "shingle_sets", "star_edges", "verify_pairs",
+    "rank_sets", "representatives", "set_jaccard", "shingle_sets", "star_edges", "verify_pairs",
 ]

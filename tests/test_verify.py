@@ -60,8 +60,11 @@ def test_shingle_sets_and_set_jaccard_in_slices_equal_pair_jaccard():
     a_off = np.concatenate([[0], np.cumsum(a_len)])
     a_hashes = np.concatenate([set_hashes[set_off[x]:set_off[x + 1]] for x in a])
     for limit in (1, 37, 1 << 22):  # one edge per slice, a few, all at once
-        got = verify.half_edge_jaccard(a_off, a_hashes, b, set_off, set_hashes, slice_entries=limit)
+        got = verify.edge_jaccard(a_off, a_hashes, b, set_off, set_hashes, slice_entries=limit)
         np.testing.assert_allclose(got, want)
+        for threshold in (0.2, 0.5, 1.0):  # the size filter drops no edge that passes
+            passed = verify.passing_edges(a_off, a_hashes, b, set_off, set_hashes, threshold, slice_entries=limit)
+            assert passed.tolist() == (want >= threshold).tolist()
 
 
 def test_set_jaccard_small_cases():
