@@ -20,7 +20,10 @@ LSH quality against true Jaccard, peak memory.
     (1) on the sample generator's labelled near/exact duplicates (JSONL part, seed 1) and
     (2) on planted edits of real crawl documents (copies with random word substitutions and
     deletions aimed at Jaccard 0.5..0.95, true Jaccard measured). The candidate rate per Jaccard
-    bin is printed next to the theoretical curve 1 - (1 - s^8)^14.
+    bin is printed next to the theoretical curve 1 - (1 - s^8)^14. Then what crawlsift's clusters
+    remove, candidates merged as they are (FineWeb) and with ``verify_jaccard`` = the threshold:
+    removed documents, the share of them truly >= the threshold to the copy kept for them, and
+    the share of planted copies removed above and below the threshold.
 Writes ``bench/results/dedup.json``.
 """
 
@@ -320,6 +323,36 @@ def quality(texts, planted, threshold):
     sd = float(np.sqrt((p * (1 - p)).sum()))
     out["planted_hits"] = {"theory": round(float(p.sum()), 1), "sd": round(sd, 1),
                            "crawlsift": int(hit_ours.sum()), "datasketch": int(hit_theirs.sum())}
+    out["removals"] = removals(offsets, hashes, planted, threshold)
+    return out
+
+
+def removals(offsets, hashes, planted, threshold) -> dict:
+    """What crawlsift's clusters remove, without and with ``verify_jaccard=threshold``: of the
+    removed documents, the share whose true Jaccard with the copy kept for them is >= the
+    threshold (removal precision; a chain of edges can join less similar documents), and the
+    share of planted copies at or above / below the threshold that are removed."""
+    import numpy as np
+
+    from dedup.components import near_duplicates, pair_jaccard
+    from dedup.minhash import has_shingles, lsh_band_keys, minhash_signatures
+
+    keys = lsh_band_keys(minhash_signatures(offsets, hashes), BANDS, ROWS)
+    copies = np.array(sorted(max(p) for p in planted), dtype=np.int64)
+    originals = np.array([min(p) for p in sorted(planted, key=max)], dtype=np.int64)
+    similar = pair_jaccard(offsets, hashes, copies, originals) >= threshold
+    out = {}
+    for name, verify in (("candidates merged", None), (f"verify_jaccard={threshold:.3f}", threshold)):
+        start = time.perf_counter()
+        rep = near_duplicates(keys, valid=has_shingles(offsets), verify_jaccard=verify, shingles=(offsets, hashes))
+        seconds = time.perf_counter() - start
+        removed = np.flatnonzero(rep != np.arange(len(rep)))
+        behind = pair_jaccard(offsets, hashes, removed, rep[removed]) >= threshold
+        gone = rep[copies] != copies
+        out[name] = {"removed": len(removed), "removal_precision": round(float(behind.mean()), 4) if len(removed) else None,
+                     "planted_removed_at_or_above": round(float(gone[similar].mean()), 4) if similar.any() else None,
+                     "planted_removed_below": round(float(gone[~similar].mean()), 4) if (~similar).any() else None,
+                     "seconds": round(seconds, 2)}
     return out
 
 
@@ -413,6 +446,10 @@ def format_quality(name: str, q: dict) -> str:
                      f"(planted >= threshold: {r['recall_planted_above_threshold']}; candidates with J < 0.5: {r['candidates_below_0.5']})")
     h = q["planted_hits"]
     lines.append(f"  planted pairs in a common bucket: theory {h['theory']} +- {h['sd']}, crawlsift {h['crawlsift']}, datasketch {h['datasketch']}")
+    for name, r in q.get("removals", {}).items():
+        lines.append(f"  crawlsift clusters, {name}: {r['removed']} documents removed, {r['removal_precision']} of them with "
+                     f"Jaccard >= threshold to the copy kept; planted copies removed: {r['planted_removed_at_or_above']} "
+                     f"at/above threshold, {r['planted_removed_below']} below ({r['seconds']} s)")
     lines.append(f"  {'Jaccard':<10} {'pairs':>5} {'theory':>7} {'crawlsift':>9} {'datasketch':>10}")
     for b in q["curve"]:
         lines.append(f"  {b['jaccard']:<10} {b['pairs']:>5} {b['theory']:>7.3f} {b['crawlsift']:>9.3f} {b['datasketch']:>10.3f}")

@@ -1,6 +1,7 @@
 """End-to-end deduplication at growing corpus sizes: runtime and peak RSS of every process.
 
     python -m bench.dedup_scale [--docs 100000 1000000] [--stages exact_dedup,minhash_dedup]
+                                [--params '{"minhash_dedup": {"verify_jaccard": 0.8}}']
 
 For each size, the sample generator writes N documents (cached in $TMPDIR), then the CLI runs the
 stages through a local Ray cluster in a child process. A sampler polls the RSS of that process
@@ -75,25 +76,41 @@ def _next_largest(row: dict, count: int = 3) -> str:
     return ", ".join(f"{name} {mb:,}" for name, mb in list(row["peak_by_process_mb"].items())[1:count + 1])
 
 
+def _stage_args(stages: str, params: dict, tmp: str) -> list[str]:
+    """CLI arguments selecting ``stages``: ``--stages`` alone runs the defaults; parameters go
+    through a config file (the CLI takes stage parameters only there)."""
+    names = [s.strip() for s in stages.split(",") if s.strip()]
+    if not params:
+        return ["--stages", ",".join(names)]
+    unknown = set(params) - set(names)
+    if unknown:
+        raise SystemExit(f"--params names stages not in --stages: {', '.join(sorted(unknown))}")
+    config = Path(tmp) / "pipeline.yaml"
+    config.write_text(json.dumps({"stages": [{name: params.get(name, {})} for name in names]}))  # JSON is YAML
+    return ["--config", str(config)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.dedup_scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--stages", default="exact_dedup,minhash_dedup")
+    parser.add_argument("--params", type=json.loads, default={}, metavar="JSON",
+                        help="stage parameters, e.g. '{\"minhash_dedup\": {\"verify_jaccard\": 0.8}}'")
     parser.add_argument("--json", default="bench/results/dedup_scale.json")
     args = parser.parse_args(argv)
     rows = []
-    print(f"stages: {args.stages}")
+    print(f"stages: {args.stages}" + (f"; params: {json.dumps(args.params)}" if args.params else ""))
     print("| documents | seconds | docs/s | rejected (by reason) | peak RSS one process MB | next largest MB | peak RSS all MB |")
     print("|---:|---:|---:|---|---:|---|---:|")
     for docs in args.docs:
         src = sample_dir(docs)
         with tempfile.TemporaryDirectory() as out:
             command = [sys.executable, "-m", "cluster.cli", "run", "--quiet", "--json", "--input", f"{src}/crawl-*.jsonl.gz",
-                       "--output", out, "--stages", args.stages]
+                       "--output", f"{out}/run", *_stage_args(args.stages, args.params, out)]
             result = run_measured(command)
         summary = result.pop("summary")
         rejected = summary["rejected"]
-        row = {"documents": summary["input_documents"], "stages": args.stages, **result, "rejected": rejected,
+        row = {"documents": summary["input_documents"], "stages": args.stages, "params": args.params, **result, "rejected": rejected,
                "stage_seconds": {k: v.get("seconds") for k, v in summary.get("stages", {}).items()}}
         rows.append(row)
         reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(rejected.items()))

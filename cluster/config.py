@@ -224,8 +224,10 @@ def _check_type(value, hint, where: str) -> None:
         for v in value:
             _check_type(v, item_type, where)
         return
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return
+        raise ConfigError(f"{where} must be a number, got {value!r}")
     if hint in (int, str, bool) and (type(value) is not hint):
         raise ConfigError(f"{where} must be {hint.__name__}, got {value!r}")
 

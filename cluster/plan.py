@@ -174,7 +174,9 @@ def describe_plan(stages: list[Stage]) -> list[str]:
     lines = ["read (tasks, one per input file)"]
     for stage in stages:
         if getattr(stage, "is_global", False):
-            lines.append(f"{stage.name} keys (tasks, fused) => write parts; {stage.name} reduce (hash shuffle on disk, "
+            threshold = stage.verify_threshold()
+            check = "" if threshold is None else f", candidates verified at true Jaccard >= {threshold:g}"
+            lines.append(f"{stage.name} keys (tasks, fused) => write parts; {stage.name} reduce (hash shuffle on disk{check}, "
                          f"Ray tasks) => read parts + {stage.name} apply (tasks, one per input file)")
             continue
         kind = f"actor pool, {stage.num_cpus:g} CPU / {stage.num_gpus:g} GPU per actor" if stage.stateful else "tasks, fused"

@@ -7,7 +7,9 @@ reduce: each partition is read alone and ``stage.decide`` turns it into rejected
 input file to ``decisions/<file key>/p<j>.parquet`` (exact dedup); or, for a stage that
 ``resolves_globally`` (MinHash: clusters span partitions), into candidate edges, which seed a
 partitioned connected-components run (dedup/graph.py); ``resolve_partition`` then turns each
-partition's labelled cluster members into decisions with ``stage.resolve``. The streaming apply
+partition's labelled cluster members into decisions with ``stage.resolve``. A stage with a
+``verify_threshold`` has its candidate edges checked by true Jaccard first (dedup/verify.py), and
+only the edges that pass seed the components. The streaming apply
 step of each input file reads only its own decisions.
 
 No process ever holds more than one part file or one partition, so memory is bounded by
@@ -24,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from dedup import graph
+from dedup import graph, verify
 from filters.base import GlobalStage
 
 BOOKKEEPING = ["id", "_file", "_seq"]
@@ -50,7 +52,8 @@ def reduce_partition(stage: GlobalStage, fs: pafs.FileSystem, shuffle_dir: str, 
                      decisions_dir: str, file_keys: dict[int, str], partitions: int = 1) -> int:
     """Decide one partition; write its rejections per input file and return how many; or, when
     the stage ``resolves_globally``, seed the components run (``partitions`` graph partitions)
-    with its edges and return how many edges remain."""
+    with its edges and return how many edges remain; or, when it also has a
+    ``verify_threshold``, route its candidate edges to the verification join and return how many."""
     infos = fs.get_file_info(pafs.FileSelector(f"{shuffle_dir}/p{j:05d}", allow_not_found=True))
     paths = sorted(i.path for i in infos if i.path.endswith(".parquet"))
     if not paths:
@@ -59,6 +62,8 @@ def reduce_partition(stage: GlobalStage, fs: pafs.FileSystem, shuffle_dir: str, 
     if decisions.num_rows == 0:
         return 0
     if stage.resolves_globally:  # edges: clusters may span partitions
+        if stage.verify_threshold() is not None:  # candidates: checked first (dedup/verify.py)
+            return verify.route_candidates(fs, decisions, verify.verify_dir(decisions_dir), j)
         return graph.seed(fs, decisions, graph_dir(decisions_dir), j, partitions)
     return write_decisions(fs, decisions, decisions_dir, file_keys, f"p{j:05d}")
 

@@ -165,6 +165,18 @@ class GlobalStage(Stage):
         the smallest order key of the member's cluster) -> decisions."""
         raise NotImplementedError
 
+    def verify_threshold(self) -> float | None:
+        """For a stage that ``resolves_globally``: the true Jaccard of two documents'
+        ``shingle_sets`` that a candidate edge between them must reach before it may merge their
+        clusters (the reduce then runs the verification join, dedup/verify.py). None: every
+        candidate edge merges."""
+        return None
+
+    def shingle_sets(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """Texts -> their shingle sets as ``(offsets, hashes)`` (int64 offsets, sorted unique
+        uint64 hashes per document): the sets ``verify_threshold`` compares."""
+        raise NotImplementedError
+
     def apply(self, table: pa.Table, decisions: pa.Table) -> pa.Table:
         """Mark the rows whose id is in ``decisions`` (columns id, rejected_by, and the stage's
         annotation columns) as rejected, if nothing rejected them before."""

@@ -27,6 +27,8 @@ def good_input(tmp_path):
         ("stages:\n  - length: {min_char: 3}\n", "unknown parameter 'min_char' in stages[0].length"),
         ("stages:\n  - length: {min_chars: many}\n", "stages[0].length.min_chars must be int"),
         ("stages:\n  - length: {min_chars: 10, max_chars: 5}\n", "stages[0].length: need 0 <= min_chars <= max_chars"),
+        ("stages:\n  - minhash_dedup: {verify_jaccard: 1.5}\n", "stages[0].minhash_dedup: verify_jaccard must be in (0, 1]"),
+        ("stages:\n  - minhash_dedup: {verify_jaccard: high}\n", "stages[0].minhash_dedup.verify_jaccard must be a number"),
         ("batch_size: 0\n", "batch_size must be a positive integer"),
         ("input: {format: csv}\n", "input.format: 'csv' is not one of"),
         ("output: {dir: x}\n", "unknown key 'dir' in output"),
