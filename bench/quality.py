@@ -94,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         result["turku_dev_test"] = {"main_text_docs": len(held["1"]), "noise_docs": len(held["0"])}
 
         # Throughput, one core: the stage vs the bare predict loop over its own preprocessed lines.
-        import pyarrow as pa
         import pyarrow.compute as pc
 
         from bench.langid import crawl_table

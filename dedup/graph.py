@@ -32,9 +32,10 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from dedup.components import components_of_edges
+from dedup.files import read_directory as _read
+from dedup.files import write_table as _write
 
 # A sequence of calls of one function, e.g. as Ray tasks; returns their results in order.
 MapTasks = Callable[[Callable, list[tuple]], list]
@@ -121,22 +122,7 @@ def star_components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
 # The partitioned run over files
 
 
-def _read(fs: pafs.FileSystem, directory: str) -> pa.Table | None:
-    infos = fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
-    paths = sorted(i.path for i in infos if i.path.endswith(".parquet"))
-    if not paths:
-        return None
-    return pa.concat_tables([pq.read_table(p, filesystem=fs) for p in paths])
-
-
-def _write(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    tmp = path + ".tmp"
-    pq.write_table(table, tmp, filesystem=fs, compression="zstd")
-    fs.move(tmp, path)
-
-
-def _write_split(fs: pafs.FileSystem, directory: str, name: str, by: np.ndarray, partitions: int, columns: dict) -> None:
+def write_partitioned(fs: pafs.FileSystem, directory: str, name: str, by: np.ndarray, partitions: int, columns: dict) -> None:
     """Write the rows of ``columns`` to ``<directory>/q<k>/<name>.parquet`` by ``partition_of(by)``."""
     if not len(by):
         return
@@ -153,7 +139,7 @@ def _write_split(fs: pafs.FileSystem, directory: str, name: str, by: np.ndarray,
 def _write_undirected(fs, directory: str, name: str, node: np.ndarray, other: np.ndarray, partitions: int) -> None:
     """Both directions of every edge, each at the partition of its first node (large-star input)."""
     u, v = np.concatenate([node, other]), np.concatenate([other, node])
-    _write_split(fs, directory, name, u, partitions, {"u": u, "v": v})
+    write_partitioned(fs, directory, name, u, partitions, {"u": u, "v": v})
 
 
 def seed(fs: pafs.FileSystem, edges: pa.Table, graph_dir: str, j: int, partitions: int) -> int:
@@ -168,7 +154,7 @@ def seed(fs: pafs.FileSystem, edges: pa.Table, graph_dir: str, j: int, partition
     order = np.concatenate([a, b])
     ids = pa.concat_arrays([edges.column("a_id").combine_chunks(), edges.column("b_id").combine_chunks()])
     first = np.unique(order, return_index=True)[1]
-    _write_split(fs, f"{graph_dir}/ids", f"p{j:05d}", order[first], partitions,
+    write_partitioned(fs, f"{graph_dir}/ids", f"p{j:05d}", order[first], partitions,
                  {"order": order[first], "id": ids.take(pa.array(first))})
     return int(moved.sum())
 
@@ -180,7 +166,7 @@ def large_star_step(fs: pafs.FileSystem, graph_dir: str, step: int, k: int, part
     hi, lo, star = large_star(edges.column("u").to_numpy(), edges.column("v").to_numpy())
     # Written even where this partition is a star forest: another one may not be, and then the
     # next round needs every edge.
-    _write_split(fs, f"{graph_dir}/s{step + 1:05d}", f"p{k:05d}", hi, partitions, {"hi": hi, "lo": lo})
+    write_partitioned(fs, f"{graph_dir}/s{step + 1:05d}", f"p{k:05d}", hi, partitions, {"hi": hi, "lo": lo})
     return star
 
 
@@ -221,7 +207,7 @@ def label_step(fs: pafs.FileSystem, graph_dir: str, step: int, k: int, partition
     u, v, _ = _sorted_unique(u, v)
     centre = v > u
     leaf, root = v[centre], u[centre]
-    _write_split(fs, f"{graph_dir}/labels", f"p{k:05d}", leaf, partitions,
+    write_partitioned(fs, f"{graph_dir}/labels", f"p{k:05d}", leaf, partitions,
                  {"order": leaf, "root": root, "root_id": _lookup(_ids_of(fs, graph_dir, k), root)})
     return len(leaf)
 

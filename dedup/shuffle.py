@@ -27,6 +27,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from dedup import graph, verify
+from dedup.files import read_directory
+from dedup.files import write_table as _write
 from filters.base import GlobalStage
 
 BOOKKEEPING = ["id", "_file", "_seq"]
@@ -54,11 +56,10 @@ def reduce_partition(stage: GlobalStage, fs: pafs.FileSystem, shuffle_dir: str, 
     the stage ``resolves_globally``, seed the components run (``partitions`` graph partitions)
     with its edges and return how many edges remain; or, when it also has a
     ``verify_threshold``, route its candidate edges to the verification join and return how many."""
-    infos = fs.get_file_info(pafs.FileSelector(f"{shuffle_dir}/p{j:05d}", allow_not_found=True))
-    paths = sorted(i.path for i in infos if i.path.endswith(".parquet"))
-    if not paths:
+    rows = read_directory(fs, f"{shuffle_dir}/p{j:05d}")
+    if rows is None:
         return 0
-    decisions = stage.decide(pa.concat_tables([pq.read_table(p, filesystem=fs) for p in paths]))
+    decisions = stage.decide(rows)
     if decisions.num_rows == 0:
         return 0
     if stage.resolves_globally:  # edges: clusters may span partitions
@@ -92,15 +93,4 @@ def write_decisions(fs: pafs.FileSystem, decisions: pa.Table, decisions_dir: str
 
 
 def load_decisions(fs: pafs.FileSystem, decisions_dir: str, file_key: str) -> pa.Table | None:
-    infos = fs.get_file_info(pafs.FileSelector(f"{decisions_dir}/{file_key}", allow_not_found=True))
-    paths = sorted(i.path for i in infos if i.path.endswith(".parquet"))
-    if not paths:
-        return None
-    return pa.concat_tables([pq.read_table(p, filesystem=fs) for p in paths])
-
-
-def _write(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    tmp = path + ".tmp"
-    pq.write_table(table, tmp, filesystem=fs, compression="zstd")
-    fs.move(tmp, path)
+    return read_directory(fs, f"{decisions_dir}/{file_key}")

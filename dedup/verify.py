@@ -33,6 +33,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from dedup import graph
+from dedup.files import read_directory, write_table
 from dedup.components import _ranges, rank_sets, set_jaccard
 from dedup.near import FILE_SHIFT  # order key = _file << FILE_SHIFT | _seq
 ROW_GROUP = 65_536  # small row groups: a part reads only the groups of its order-key range
@@ -69,10 +70,7 @@ def _write_by_file(fs: pafs.FileSystem, directory: str, name: str, order: np.nda
 
 
 def _write(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    tmp = path + ".tmp"
-    pq.write_table(table, tmp, filesystem=fs, compression="zstd", row_group_size=ROW_GROUP)
-    fs.move(tmp, path)
+    write_table(fs, path, table, row_group_size=ROW_GROUP)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,11 +99,11 @@ def candidate_sets(stage, fs: pafs.FileSystem, part: str, vdir: str, partitions:
     sorter = np.argsort(here)
     name = part.rsplit("/", 1)[-1]
     b = edges.column("b").to_numpy()
-    graph._write_split(fs, f"{vdir}/half", name, b, partitions, {
+    graph.write_partitioned(fs, f"{vdir}/half", name, b, partitions, {
         **{c: edges.column(c) for c in EDGE_COLUMNS},
         "a_set": sets.take(pa.array(sorter[np.searchsorted(here, a, sorter=sorter)])),
     })
-    graph._write_split(fs, f"{vdir}/sets", name, anchors, partitions, {
+    graph.write_partitioned(fs, f"{vdir}/sets", name, anchors, partitions, {
         "order": anchors, "shingles": sets.take(pa.array(sorter[np.searchsorted(here, anchors, sorter=sorter)])),
     })
     return edges.num_rows
@@ -157,7 +155,7 @@ def check_partition(fs: pafs.FileSystem, vdir: str, graph_dir: str, q: int, part
     halves = sorted(i.path for i in infos if i.path.endswith(".parquet"))
     if not halves:
         return 0, 0
-    anchors = graph._read(fs, f"{vdir}/sets/q{q:05d}")
+    anchors = read_directory(fs, f"{vdir}/sets/q{q:05d}")
     if anchors is None:
         raise RuntimeError(f"verification partition {q} has edges but no anchor shingle sets")
     anchors = anchors.sort_by("order")

@@ -17,10 +17,9 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
-import io
 import re
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterator
 

@@ -41,3 +41,19 @@ def ray_local():
     init_ray(None)  # applies the DataContext settings on the running instance
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def s3_server():
+    """moto's S3 on loopback with a bucket ``crawl``; yields the query string pyarrow's
+    ``FileSystem.from_uri`` needs (``s3://crawl/path?<this>``)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="crawl")
+    yield f"endpoint_override={endpoint}&scheme=http&region=us-east-1"
+    server.stop()

@@ -3,7 +3,6 @@ streams again; the first copy in input order is kept, across files and workers."
 
 from __future__ import annotations
 
-import json
 
 import orjson
 import pyarrow as pa

@@ -12,7 +12,6 @@ import re
 import time
 import unicodedata
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

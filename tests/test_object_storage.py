@@ -5,27 +5,12 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import orjson
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-import pytest
 
 from cluster.config import build_config
 from cluster.run import run_pipeline
-
-
-@pytest.fixture
-def s3_server():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="crawl")
-    yield f"endpoint_override={endpoint}&scheme=http&region=us-east-1"
-    server.stop()
 
 
 def test_pipeline_reads_and_writes_s3(ray_local, crawl_dir, tmp_path, s3_server):

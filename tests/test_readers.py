@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import gzip
-import io
-import json
 from pathlib import Path
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st

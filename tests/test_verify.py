@@ -20,7 +20,6 @@ from dedup import verify
 from dedup.components import near_duplicates, pair_jaccard, set_jaccard, shingle_sets
 from dedup.minhash import lsh_band_keys, minhash_signatures, shingle_hashes
 from dedup.near import MinHashDedup
-from test_object_storage import s3_server  # noqa: F401  (the fixture: moto's S3 on loopback)
 
 THRESHOLD = 0.8
 
