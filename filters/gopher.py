@@ -450,14 +450,27 @@ def spacy_en_words(text: pl.Series) -> pl.DataFrame:
     """The words of every document, as datatrove's ``split_into_words(text, "en")`` gives them
     (spaCy's blank English tokenizer, whitespace tokens dropped), in one long frame: ``doc`` (the row
     of ``text``, u32) and ``word``, in document then text order. Null text has no words."""
-    chunks = pl.DataFrame({"text": text.fill_null("")}).select(
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("doc"),
-        pl.col("text").str.extract_all(_CHUNK).alias("chunk"),
-    ).explode("chunk").drop_nulls("chunk")
-    # Tokenize each distinct chunk once. Most are plain words (letters and digits only) that no
-    # rule splits: one token, unless a special case ("dont") or a unit after a number ("5km").
-    unique = pl.DataFrame({"chunk": chunks.get_column("chunk").unique()})
+    from filters import gopher_words as kernels
+
+    data, offsets = _utf8_buffers(text)
+    # One compiled pass finds the chunks and tells the plain words (letters and digits only, which
+    # no rule splits: most chunks) from the ones the tokenizer must see; each of those is
+    # tokenized once, however often it occurs.
+    doc, start, stop, hashes, needs = kernels.chunk_spans(data, offsets, _class_table(), _special_hashes())
+    uid, first = kernels.distinct_spans(data, start, stop, hashes, needs)
+    distinct = _string_series(*kernels.gather_spans(data, start[first], stop[first]))
+    tokens = _tokenize_distinct(distinct)
+    tok_data, tok_offsets = _utf8_buffers(tokens)
+    word_doc, word_offsets, word_data = kernels.assemble_words(data, doc, start, stop, uid, tok_data, tok_offsets)
+    return pl.DataFrame({"doc": pl.Series(word_doc, dtype=pl.UInt32), "word": _string_series(word_offsets, word_data)})
+
+
+def _tokenize_distinct(chunks: pl.Series) -> pl.Series:
+    """The tokens of each of ``chunks`` (distinct, whitespace-free), wrapped (``_wrap``)."""
+    unique = pl.DataFrame({"chunk": chunks}, schema={"chunk": pl.String})
     chunk = pl.col("chunk")
+    # Plain words (letters and digits only) are one token, unless a special case ("dont") or a unit
+    # after a number ("5km").
     split = unique.filter(~chunk.str.contains(_PLAIN) | _is_special(chunk) | chunk.str.contains(_SUFFIX_AFTER_DIGIT))
     # Most of the rest is a plain word with one punctuation mark after it ("word,", "word.",
     # "word's"): two tokens, split in one regex pass instead of the affix loop.
@@ -472,11 +485,62 @@ def spacy_en_words(text: pl.Series) -> pl.DataFrame:
         one_suffix.with_columns(pl.col("tokens").str.replace_many(*_special_merges(), leftmost=True)),
     ])
     return (
-        chunks.join(mapping, on="chunk", how="left", maintain_order="left")
-        .select("doc", pl.coalesce("tokens", "chunk").str.split(" ").alias("word"))
-        .explode("word")
-        .filter(pl.col("word") != "")
+        unique.join(mapping, on="chunk", how="left", maintain_order="left")
+        .select(pl.coalesce("tokens", " " + chunk + " "))
+        .to_series()
     )
+
+
+def _utf8_buffers(text: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A string column's UTF-8 bytes and its offsets (one more than the rows; null is "")."""
+    arr = text.fill_null("").rechunk().to_arrow()
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    _, offsets, data = arr.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    return data, offsets
+
+
+def _string_series(offsets: np.ndarray, data: np.ndarray) -> pl.Series:
+    arr = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    return pl.Series(arr)
+
+
+@lru_cache(maxsize=1)
+def _class_table() -> np.ndarray:
+    """The character classes of the compiled kernels (``filters.gopher_words``), one bit set per code
+    point, computed by the regex engine from the same class definitions as the Polars path."""
+    from filters import gopher_words as kernels
+
+    classes = {kernels.CLASS_SPACE: r"[\s\x1c-\x1f]", kernels.CLASS_PLAIN: r"[\p{L}\p{N}]"}
+    return _class_bits(classes)
+
+
+def _class_bits(classes: dict[int, str]) -> np.ndarray:
+    """uint16 per code point: ``bit`` set where the one-character regex ``classes[bit]`` matches."""
+    scalar = np.r_[np.arange(0, 0xD800), np.arange(0xE000, 0x110000)].astype(np.uint32)  # no surrogates
+    every = pl.Series([scalar.tobytes().decode("utf-32-le")])
+    table = np.zeros(0x110000, dtype=np.uint16)
+    for bit, pattern in classes.items():
+        # One pass over a string of every code point: what the class does not remove is outside it.
+        left = every.str.replace_all(pattern, "").item()
+        member = np.zeros(0x110000, dtype=bool)
+        member[scalar] = True
+        member[np.frombuffer(left.encode("utf-32-le"), dtype=np.uint32)] = False
+        table[member] |= bit
+    return table
+
+
+@lru_cache(maxsize=1)
+def _special_hashes() -> np.ndarray:
+    """The kernels' hashes of the special-case keys, sorted."""
+    from filters import gopher_words as kernels
+
+    data, offsets = _utf8_buffers(_special_table()[0])
+    return np.sort(kernels.span_hashes(data, offsets[:-1], offsets[1:]))
 
 
 class _LastWords:
