@@ -14,15 +14,19 @@ the repetition rules are sequences of these words. A plain regex is not close en
 ``\\w+|[^\\w\\s]+`` as the words, 2,621 of the 3,010 real-crawl documents get another word count,
 and the keep/reject decisions agree with datatrove's on only 97.3% (quality) and 96.1% (repetition).
 
-``spacy_en_words`` therefore re-implements spaCy's tokenizer as whole-batch Polars operations (no
-Python per document or per word): whitespace chunks (Python's ``str.isspace``), each distinct chunk
-once; most are plain words and stay whole; the others go through spaCy's special cases (its 1,347
-contractions, abbreviations and emoticons, embedded and checked against spaCy by the tests), its
-prefix/suffix loop with the special-case checks in spaCy's order (a few vectorized rounds over the
-chunks still changing), its URL match, its infix rules (Rust's regex has no look-around: the context
-is consumed and each rule runs twice), and its second pass that re-merges special cases split by
-the affix rules (``word):`` is ``word`` and ``):``). On the 3,010 documents of ``../shared/data/crawl``
-the word lists equal spaCy's for all but one document. What differs, all rare:
+``spacy_en_words`` therefore re-implements spaCy's tokenizer for whole batches, with no Python per
+document or per word. Compiled passes (Numba, ``filters/gopher_words.py``) over the batch's UTF-8
+bytes cut the whitespace chunks (Python's ``str.isspace``), keep the plain words (letters and digits
+only: most chunks) whole, and run every other distinct chunk, once, through spaCy's special cases
+(its 1,347 contractions, abbreviations and emoticons, embedded and checked against spaCy by the
+tests), its prefix/suffix loop with the special-case checks in spaCy's order, its URL match (the
+one regex pass, on the cores with a "."), its infix rules, and its second pass that re-merges
+special cases split by the affix rules (``word):`` is ``word`` and ``):``). The kernels read their
+character classes from a table the regex engine fills from the class definitions below, and follow
+a Polars formulation of the same rules (``_tokenize_chunks``: vectorized rounds of the affix loop
+over the chunks still changing; Rust's regex has no look-around, so the infix context is consumed
+and each rule runs twice), which the tests hold them to. On the 3,010 documents of
+``../shared/data/crawl`` the word lists equal spaCy's for all but one document. What differs, all rare:
 
 * spaCy's second pass matches the special cases over the whole token sequence, spaces included;
   a match that spans a space is never applied but, like any match, blocks the ones overlapping it,
@@ -199,12 +203,6 @@ _URL = (
     rf"|(?:(?:[{_HOST_CHAR}][{_HOST_CHAR}_\-]{{0,62}})?[{_HOST_CHAR}]\.)+(?:[{_ALPHA_LOWER}]{{2,63}})"
     r")(?::\d{2,5})?(?:[/?#]\S*)?$"
 )
-# A chunk of letters and digits only: no prefix, suffix (but a unit after a digit), infix or URL.
-_PLAIN = r"^[\p{L}\p{N}]+$"
-# A plain core and one suffix the affix loop would take off unconditionally (a punctuation mark or
-# quote, or "'s"), or a "." after a lowercase ASCII letter or a digit (``_SUFFIX_DOT``'s context).
-# spacy_en_words tests the core (not special, no unit after a digit) before taking this shortcut.
-_ONE_SUFFIX = rf"^([\p{{L}}\p{{N}}]+?)(['’][sS]|[{_SUFFIX_SINGLE}])$|^([\p{{L}}\p{{N}}]*[a-z0-9])(\.)$"
 # Chunks with more stacked affixes than this are peeled in bulk (no special-case checks in between).
 _MAX_AFFIX_ROUNDS = 12
 
@@ -458,37 +456,80 @@ def spacy_en_words(text: pl.Series) -> pl.DataFrame:
     # tokenized once, however often it occurs.
     doc, start, stop, hashes, needs = kernels.chunk_spans(data, offsets, _class_table(), _special_hashes())
     uid, first = kernels.distinct_spans(data, start, stop, hashes, needs)
-    distinct = _string_series(*kernels.gather_spans(data, start[first], stop[first]))
-    tokens = _tokenize_distinct(distinct)
-    tok_data, tok_offsets = _utf8_buffers(tokens)
-    word_doc, word_offsets, word_data = kernels.assemble_words(data, doc, start, stop, uid, tok_data, tok_offsets)
+    tok_offsets, tok_data = kernels.gather_spans(data, start[first], stop[first])
+    tok_start, tok_stop, per_chunk = _tokenize_compiled(tok_data, tok_offsets)
+    word_doc, word_offsets, word_data = kernels.assemble_words(
+        data, doc, start, stop, uid, tok_data, tok_start, tok_stop, per_chunk
+    )
     return pl.DataFrame({"doc": pl.Series(word_doc, dtype=pl.UInt32), "word": _string_series(word_offsets, word_data)})
 
 
-def _tokenize_distinct(chunks: pl.Series) -> pl.Series:
-    """The tokens of each of ``chunks`` (distinct, whitespace-free), wrapped (``_wrap``)."""
-    unique = pl.DataFrame({"chunk": chunks}, schema={"chunk": pl.String})
-    chunk = pl.col("chunk")
-    # Plain words (letters and digits only) are one token, unless a special case ("dont") or a unit
-    # after a number ("5km").
-    split = unique.filter(~chunk.str.contains(_PLAIN) | _is_special(chunk) | chunk.str.contains(_SUFFIX_AFTER_DIGIT))
-    # Most of the rest is a plain word with one punctuation mark after it ("word,", "word.",
-    # "word's"): two tokens, split in one regex pass instead of the affix loop.
-    parts = split.select(chunk, chunk.str.extract_groups(_ONE_SUFFIX).alias("g")).unnest("g")
-    core = pl.coalesce("1", "3")
-    one_suffix = parts.filter(
-        core.is_not_null() & ~_is_special(chunk) & ~_is_special(core) & ~core.str.contains(_SUFFIX_AFTER_DIGIT)
-    ).select(chunk, (" " + core + "  " + pl.coalesce("2", "4") + " ").alias("tokens"))
-    rest = split.join(one_suffix, on="chunk", how="anti")
-    mapping = pl.concat([
-        rest.with_columns(_tokenize_chunks(rest.get_column("chunk")).alias("tokens")),
-        one_suffix.with_columns(pl.col("tokens").str.replace_many(*_special_merges(), leftmost=True)),
-    ])
-    return (
-        unique.join(mapping, on="chunk", how="left", maintain_order="left")
-        .select(pl.coalesce("tokens", " " + chunk + " "))
-        .to_series()
+def _tokenize_compiled(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """spaCy's English tokenizer on whitespace-free chunks (a string column's bytes and offsets), as
+    ``_tokenize_chunks`` does it, in compiled loops: the tokens' byte spans, and the offsets of each
+    chunk's tokens among them. Only the URL match is a regex pass (on the cores with a ".")."""
+    from filters import gopher_words as kernels
+
+    classes = _class_table()
+    cps, cp_offsets, byte_at = kernels.decode_spans(data, offsets)
+    special, units, merges = _kernel_tables()
+    tok_lo, tok_hi, n_pre, n_suf, core_lo, core_hi = kernels.peel_affixes(cps, cp_offsets, classes, *special[:4], *units)
+    # The URL rule only for the cores that can be a URL: it needs a ".".
+    url = np.zeros(len(core_lo), dtype=bool)
+    maybe = np.flatnonzero(kernels.has_dot(cps, core_lo, core_hi))
+    if len(maybe):
+        cores = _string_series(*kernels.gather_spans(data, byte_at[core_lo[maybe]], byte_at[core_hi[maybe]]))
+        url[maybe] = cores.str.contains(_URL).to_numpy()
+    lo, hi, per_chunk = kernels.finish_tokens(
+        cps, cp_offsets, classes, tok_lo, tok_hi, n_pre, n_suf, core_lo, core_hi, url, *special, *merges
     )
+    return byte_at[lo], byte_at[hi], per_chunk
+
+
+def _code_points(strings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    cps = np.frombuffer("".join(strings).encode("utf-32-le"), dtype=np.uint32).astype(np.int32)
+    return cps, np.concatenate([[0], np.cumsum([len(x) for x in strings])]).astype(np.int64)
+
+
+def _string_lookup(strings: list[str]) -> tuple[np.ndarray, ...]:
+    """A table of strings for the kernels' ``_find_string``: (sorted hashes, string index per hash,
+    code points, offsets)."""
+    from filters import gopher_words as kernels
+
+    cps, offsets = _code_points(strings)
+    hashes = kernels.string_hashes(cps, offsets)
+    order = np.argsort(hashes, kind="stable")
+    return hashes[order], order.astype(np.int64), cps, offsets
+
+
+@lru_cache(maxsize=1)
+def _kernel_tables():
+    """The special cases, units and second-pass merges as the kernels read them."""
+    from filters import gopher_words as kernels
+
+    keys = _special_table()[0].to_list()
+    tokens = [special_cases()[key] for key in keys]
+    special = _string_lookup(keys) + (
+        np.concatenate([[0], np.cumsum([len(t) for t in tokens])]).astype(np.int64),
+        np.array([len(x) for t in tokens for x in t], dtype=np.int64),
+    )
+    unit_strings = ["+"] + _SPACY_CURRENCY + _SPACY_UNITS
+    units = _string_lookup(unit_strings) + (max(len(u) for u in unit_strings),)
+    # Merges: each pattern's tokens (looked up by the hash of the first), and its special tokens.
+    patterns, replacements = _special_merges()
+    pattern_tokens = [[t for t in p.split(" ") if t] for p in patterns]
+    replacement_tokens = [[t for t in r.split(" ") if t] for r in replacements]
+    token_cps, token_offsets = _code_points([t for p in pattern_tokens for t in p])
+    first_hash = kernels.string_hashes(*_code_points([p[0] for p in pattern_tokens]))
+    order = np.lexsort((np.arange(len(first_hash)), first_hash))  # by hash, then pattern order
+    merges = (
+        first_hash[order], order.astype(np.int64),
+        np.concatenate([[0], np.cumsum([len(p) for p in pattern_tokens])]).astype(np.int64),
+        token_cps, token_offsets,
+        np.concatenate([[0], np.cumsum([len(r) for r in replacement_tokens])]).astype(np.int64),
+        np.array([len(t) for r in replacement_tokens for t in r], dtype=np.int64),
+    )
+    return special, units, merges
 
 
 def _utf8_buffers(text: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -513,10 +554,22 @@ def _string_series(offsets: np.ndarray, data: np.ndarray) -> pl.Series:
 def _class_table() -> np.ndarray:
     """The character classes of the compiled kernels (``filters.gopher_words``), one bit set per code
     point, computed by the regex engine from the same class definitions as the Polars path."""
-    from filters import gopher_words as kernels
+    from filters import gopher_words as k
 
-    classes = {kernels.CLASS_SPACE: r"[\s\x1c-\x1f]", kernels.CLASS_PLAIN: r"[\p{L}\p{N}]"}
-    return _class_bits(classes)
+    return _class_bits({
+        k.CLASS_SPACE: r"[\s\x1c-\x1f]",
+        k.CLASS_PLAIN: r"[\p{L}\p{N}]",
+        k.CLASS_PREFIX: f"[{_PREFIX_SINGLE}{_SPACY_ICONS}]",
+        k.CLASS_SUFFIX: f"[{_SUFFIX_SINGLE}{_SPACY_ICONS}]",
+        k.CLASS_DOT_CONTEXT: f"[{_DOT_CONTEXT}]",
+        k.CLASS_UPPER: f"[{_ALPHA_UPPER}]",
+        k.CLASS_LOWER_QUOTE: f"[{_ALPHA_LOWER}{_QUOTE_CHARS}]",
+        k.CLASS_UPPER_QUOTE: f"[{_ALPHA_UPPER}{_QUOTE_CHARS}]",
+        k.CLASS_ALPHA: f"[{_ALPHA}]",
+        k.CLASS_ALPHA_DIGIT: f"[{_ALPHA}0-9]",
+        k.CLASS_ICON: f"[{_SPACY_ICONS}]",
+        k.CLASS_INFIX: _INFIX_ANY,
+    })
 
 
 def _class_bits(classes: dict[int, str]) -> np.ndarray:

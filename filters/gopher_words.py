@@ -1,5 +1,5 @@
-"""Compiled (Numba) kernels of ``filters.gopher.spacy_en_words``: the work that is one pass over the
-bytes of a batch, done without building a string per chunk.
+"""Compiled (Numba) kernels of ``filters.gopher.spacy_en_words``: spaCy's English tokenizer as
+loops over the bytes of a whole batch, without a string per chunk or a Python step per document.
 
 The text arrives as one Arrow string column: ``data`` (its UTF-8 bytes, uint8) and ``offsets``
 (int64, one more than the documents). A *chunk* is a maximal run of code points that are not
@@ -8,7 +8,10 @@ uint16 bit set per code point (``classes``, built once from the regex classes of
 ``filters.gopher`` by the regex engine itself, so that both paths agree code point for code point).
 
 Only the chunks that some rule may split (``needs``) go to the tokenizer, each distinct one once;
-every other chunk is one word.
+every other chunk is one word. The tokenizer (``peel_affixes``, then ``finish_tokens``) follows the
+Polars formulation of ``filters.gopher._tokenize_chunks`` step for step; between the two, the URL
+rule runs as a regex on the cores that have a "." (``has_dot``). How that formulation differs from
+spaCy is said in ``filters.gopher``'s docstring; the kernels add no difference of their own.
 """
 
 from __future__ import annotations
@@ -186,9 +189,10 @@ def gather_spans(data, start, stop):
 
 
 @njit(cache=True, nogil=True)
-def _each_word(data, start, stop, uid, tok_data, tok_offsets, emit, word_doc, word_offsets, word_data, doc):
-    """Walk the words in order: a chunk without tokens is one word; the others are the
-    space-separated tokens of their distinct chunk. Counts (words, bytes) when ``emit`` is False,
+def _each_word(data, doc, start, stop, uid, tok_data, tok_start, tok_stop, tok_offsets, emit, word_doc, word_offsets,
+               word_data):
+    """Walk the words in order: a chunk without ``uid`` is one word; the others are the tokens of
+    their distinct chunk (byte spans of ``tok_data``). Counts (words, bytes) when ``emit`` is False,
     else writes them."""
     words = 0
     size = 0
@@ -202,37 +206,551 @@ def _each_word(data, start, stop, uid, tok_data, tok_offsets, emit, word_doc, wo
             words += 1
             size += stop[k] - start[k]
             continue
-        i = tok_offsets[u]
-        end = tok_offsets[u + 1]
-        while i < end:
-            while i < end and tok_data[i] == 32:
-                i += 1
-            j = i
-            while j < end and tok_data[j] != 32:
-                j += 1
-            if j > i:
-                if emit:
-                    word_doc[words] = doc[k]
-                    word_data[size:size + j - i] = tok_data[i:j]
-                    word_offsets[words + 1] = size + j - i
-                words += 1
-                size += j - i
-            i = j
+        for t in range(tok_offsets[u], tok_offsets[u + 1]):
+            i, j = tok_start[t], tok_stop[t]
+            if emit:
+                word_doc[words] = doc[k]
+                word_data[size:size + j - i] = tok_data[i:j]
+                word_offsets[words + 1] = size + j - i
+            words += 1
+            size += j - i
     return words, size
 
 
 @njit(cache=True, nogil=True)
-def assemble_words(data, doc, start, stop, uid, tok_data, tok_offsets):
-    """The words of every chunk in order, as (document per word, offsets, bytes); ``tok_*`` hold
-    each distinct chunk's tokens, separated by spaces."""
-    empty_u32 = np.empty(0, dtype=np.uint32)
-    empty_i64 = np.empty(1, dtype=np.int64)
-    empty_u8 = np.empty(0, dtype=np.uint8)
-    words, size = _each_word(data, start, stop, uid, tok_data, tok_offsets, False, empty_u32, empty_i64, empty_u8, doc)
+def assemble_words(data, doc, start, stop, uid, tok_data, tok_start, tok_stop, tok_offsets):
+    """The words of every chunk in order, as (document per word, offsets, bytes); the tokens of
+    distinct chunk u are the byte spans ``tok_start/tok_stop[tok_offsets[u]:tok_offsets[u + 1]]``
+    of ``tok_data``."""
+    args = (data, doc, start, stop, uid, tok_data, tok_start, tok_stop, tok_offsets)
+    words, size = _each_word(*args, False, np.empty(0, dtype=np.uint32), np.empty(1, dtype=np.int64),
+                             np.empty(0, dtype=np.uint8))
     word_doc = np.empty(words, dtype=np.uint32)
     word_offsets = np.empty(words + 1, dtype=np.int64)
     word_offsets[0] = 0
     word_data = np.empty(size, dtype=np.uint8)
-    _each_word(data, start, stop, uid, tok_data, tok_offsets, True, word_doc, word_offsets, word_data, doc)
+    _each_word(*args, True, word_doc, word_offsets, word_data)
     return word_doc, word_offsets, word_data
 
+
+# --- the tokenizer: spaCy's affix loop, special cases and infixes on the distinct chunks ---------
+#
+# Each distinct chunk is decoded to code points (``cps``, with ``cp_offsets`` per chunk). Positions
+# are code point indices into ``cps``; a chunk's tokens are (start, stop) pairs of positions.
+
+CLASS_PREFIX = 4  # a one-character prefix: spaCy's prefix list less "..+", "US$", "C$", "A$", "+"
+CLASS_SUFFIX = 8  # a one-character suffix (the fixed list)
+CLASS_DOT_CONTEXT = 16  # a character after which "." is a suffix
+CLASS_UPPER = 32  # ALPHA_UPPER (two of them before "." make it a suffix)
+CLASS_LOWER_QUOTE = 64  # before the "." infix
+CLASS_UPPER_QUOTE = 128  # after the "." infix
+CLASS_ALPHA = 256
+CLASS_ALPHA_DIGIT = 512
+CLASS_ICON = 1024
+CLASS_INFIX = 2048  # a character some infix rule splits at (``_INFIX_ANY``)
+
+_DOT = 0x2E
+_ELLIPSIS = 0x2026
+_PLUS = 0x2B
+_MAX_AFFIX_ROUNDS = 12
+
+
+@njit(cache=True, nogil=True)
+def decode_spans(data, offsets):
+    """The code points of each string of a column: (cps, cp_offsets, byte position of every code
+    point and of each string's end)."""
+    n = len(offsets) - 1
+    cps = np.empty(offsets[-1] - offsets[0], dtype=np.int32)
+    byte_at = np.empty(offsets[-1] - offsets[0] + 1, dtype=np.int64)
+    cp_offsets = np.empty(n + 1, dtype=np.int64)
+    m = 0
+    for k in range(n):
+        cp_offsets[k] = m
+        i = offsets[k]
+        while i < offsets[k + 1]:
+            byte_at[m] = i
+            cp, i = _decode(data, i)
+            cps[m] = cp
+            m += 1
+    cp_offsets[n] = m
+    byte_at[m] = offsets[n]
+    return cps[:m], cp_offsets, byte_at[: m + 1]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _has(classes, cp, bit):
+    return (classes[cp] & bit) != 0
+
+
+@njit(cache=True, nogil=True)
+def _cp_hash(cps, lo, hi):
+    h = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(hi - lo)
+    for i in range(lo, hi):
+        h = (h ^ np.uint64(cps[i])) * np.uint64(0x100000001B3)
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _find_string(cps, lo, hi, table_hash, table_index, table_cps, table_offsets):
+    """The index of the string cps[lo:hi] in a table of strings (``table_cps``/``table_offsets``,
+    looked up by ``_cp_hash``: ``table_hash`` sorted, ``table_index`` alongside), or -1."""
+    h = _cp_hash(cps, lo, hi)
+    j = np.searchsorted(table_hash, h)
+    while j < len(table_hash) and table_hash[j] == h:
+        t = table_index[j]
+        a = table_offsets[t]
+        if table_offsets[t + 1] - a == hi - lo:
+            same = True
+            for i in range(hi - lo):
+                if table_cps[a + i] != cps[lo + i]:
+                    same = False
+                    break
+            if same:
+                return t
+        j += 1
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _prefix_length(cps, lo, hi, classes):
+    """spaCy's prefix at the start of cps[lo:hi] (``_PREFIX``): its length, 0 if none."""
+    if hi <= lo:
+        return 0
+    c = cps[lo]
+    if c == _DOT and hi - lo >= 2 and cps[lo + 1] == _DOT:
+        i = lo + 2
+        while i < hi and cps[i] == _DOT:
+            i += 1
+        return i - lo
+    if hi - lo >= 3 and c == 0x55 and cps[lo + 1] == 0x53 and cps[lo + 2] == 0x24:  # US$
+        return 3
+    if hi - lo >= 2 and (c == 0x43 or c == 0x41) and cps[lo + 1] == 0x24:  # C$, A$
+        return 2
+    if _has(classes, c, CLASS_PREFIX):
+        return 1
+    if c == _PLUS and (hi - lo == 1 or not (0x30 <= cps[lo + 1] <= 0x39)):
+        return 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _units_after_digit(cps, lo, hi, unit_hash, unit_index, unit_cps, unit_offsets, max_unit):
+    """``_SUFFIX_AFTER_DIGIT`` on cps[lo:hi]: the length of the unit (or currency, or "+") ending it
+    after an ASCII digit, the leftmost such digit deciding; 0 if none."""
+    for i in range(max(lo, hi - 1 - max_unit), hi - 1):
+        if 0x30 <= cps[i] <= 0x39 and _find_string(cps, i + 1, hi, unit_hash, unit_index, unit_cps, unit_offsets) >= 0:
+            return hi - i - 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _suffix_length(cps, lo, hi, classes, unit_hash, unit_index, unit_cps, unit_offsets, max_unit):
+    """spaCy's suffix at the end of cps[lo:hi]: the longest of ``_SUFFIX_FIXED``,
+    ``_SUFFIX_AFTER_DIGIT`` and ``_SUFFIX_DOT`` (each the leftmost match ending there); 0 if none."""
+    n = hi - lo
+    if n <= 0:
+        return 0
+    best = 0
+    last = cps[hi - 1]
+    # fixed: a run of 2+ dots, "……", "'s", or one character of the list
+    dots = 0
+    while dots < n and cps[hi - 1 - dots] == _DOT:
+        dots += 1
+    if dots >= 2:
+        best = dots
+    elif n >= 2 and last == _ELLIPSIS and cps[hi - 2] == _ELLIPSIS:
+        best = 2
+    elif n >= 2 and (last == 0x73 or last == 0x53) and (cps[hi - 2] == 0x27 or cps[hi - 2] == 0x2019):
+        best = 2
+    elif _has(classes, last, CLASS_SUFFIX):
+        best = 1
+    units = _units_after_digit(cps, lo, hi, unit_hash, unit_index, unit_cps, unit_offsets, max_unit)
+    if units > best:
+        best = units
+    if best == 0 and last == _DOT and n >= 2:
+        before = cps[hi - 2]
+        if _has(classes, before, CLASS_DOT_CONTEXT):
+            best = 1
+        elif n >= 3:
+            first = cps[hi - 3]
+            if first == 0xB0 and (before == 0x46 or before == 0x66 or before == 0x43 or before == 0x63
+                                  or before == 0x4B or before == 0x6B):
+                best = 1
+            elif _has(classes, first, CLASS_UPPER) and _has(classes, before, CLASS_UPPER):
+                best = 1
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _bulk_prefix_token(cps, i, hi, classes):
+    """``_BULK_PREFIX_TOKEN`` at cps[i]: its length, 0 if none ("+" whatever follows)."""
+    if cps[i] == _PLUS:
+        return 1
+    return _prefix_length(cps, i, hi, classes)
+
+
+@njit(cache=True, nogil=True)
+def _bulk_suffix_token(cps, i, hi, classes):
+    """``_BULK_SUFFIX_TOKEN`` at cps[i] (the first alternative that matches): its length, 0 if none."""
+    c = cps[i]
+    if c == _DOT:
+        j = i + 1
+        while j < hi and cps[j] == _DOT:
+            j += 1
+        return j - i  # "..+", or "." alone
+    if c == _ELLIPSIS and i + 1 < hi and cps[i + 1] == _ELLIPSIS:
+        return 2
+    if (c == 0x27 or c == 0x2019) and i + 1 < hi and (cps[i + 1] == 0x73 or cps[i + 1] == 0x53):
+        return 2
+    if _has(classes, c, CLASS_SUFFIX):
+        return 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _peel_bulk(cps, lo, hi, classes, tok_lo, tok_hi, pre_at, suf_at):
+    """``_peel_bulk`` on cps[lo:hi]: every prefix token from the start, then the shortest core whose
+    remainder is all suffix tokens. Writes the tokens; returns (lo, hi, pre_at, suf_at)."""
+    while lo < hi:
+        m = _bulk_prefix_token(cps, lo, hi, classes)
+        if m == 0:
+            break
+        tok_lo[pre_at] = lo
+        tok_hi[pre_at] = lo + m
+        pre_at += 1
+        lo += m
+    # parses[i - lo]: cps[i:hi] is a sequence of suffix tokens
+    parses = np.zeros(hi - lo + 1, dtype=np.bool_)
+    parses[hi - lo] = True
+    for i in range(hi - 1, lo - 1, -1):
+        c = cps[i]
+        ok = (c == _DOT or _has(classes, c, CLASS_SUFFIX)) and parses[i + 1 - lo]
+        if not ok and i + 2 <= hi and parses[i + 2 - lo]:
+            d = cps[i + 1]
+            ok = (c == _ELLIPSIS and d == _ELLIPSIS) or ((c == 0x27 or c == 0x2019) and (d == 0x73 or d == 0x53))
+        parses[i - lo] = ok
+    core_end = lo
+    while not parses[core_end - lo]:
+        core_end += 1
+    # the suffix tokens as a left-to-right scan finds them; stored innermost first
+    count = 0
+    i = core_end
+    while i < hi:
+        m = _bulk_suffix_token(cps, i, hi, classes)
+        i += max(m, 1)
+        count += 1
+    first = suf_at - count + 1
+    i = core_end
+    j = first
+    while i < hi:
+        m = max(_bulk_suffix_token(cps, i, hi, classes), 1)
+        tok_lo[j] = i
+        tok_hi[j] = i + m
+        j += 1
+        i += m
+    return lo, core_end, pre_at, suf_at - count
+
+
+@njit(cache=True, nogil=True)
+def peel_affixes(cps, cp_offsets, classes, special_hash, special_index, special_cps, special_offsets,
+                 unit_hash, unit_index, unit_cps, unit_offsets, max_unit):
+    """spaCy's ``Tokenizer._split_affixes`` on each chunk, with its special-case checks, as
+    ``_peel_round`` and ``_peel_bulk`` do it. Per chunk k (positions cp_offsets[k]:cp_offsets[k+1]):
+    the prefix tokens at ``tok_*[base:base + n_pre[k]]``, the suffix tokens (in text order) at
+    ``tok_*[end - n_suf[k]:end]``, the core ``core_lo[k]:core_hi[k]``."""
+    n = len(cp_offsets) - 1
+    tok_lo = np.empty(len(cps), dtype=np.int64)
+    tok_hi = np.empty(len(cps), dtype=np.int64)
+    n_pre = np.zeros(n, dtype=np.int64)
+    n_suf = np.zeros(n, dtype=np.int64)
+    core_lo = np.empty(n, dtype=np.int64)
+    core_hi = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        lo = cp_offsets[k]
+        hi = cp_offsets[k + 1]
+        pre_at = lo  # next prefix token's slot
+        suf_at = hi - 1  # next suffix token's slot (filled downwards)
+        special = _find_string(cps, lo, hi, special_hash, special_index, special_cps, special_offsets) >= 0
+        more = not special and (
+            _prefix_length(cps, lo, hi, classes) > 0
+            or _suffix_length(cps, lo, hi, classes, unit_hash, unit_index, unit_cps, unit_offsets, max_unit) > 0
+        )
+        rounds = 0
+        while more and rounds < _MAX_AFFIX_ROUNDS:
+            rounds += 1
+            p = _prefix_length(cps, lo, hi, classes)
+            s = _suffix_length(cps, lo + p, hi, classes, unit_hash, unit_index, unit_cps, unit_offsets, max_unit)
+            case_a = p > 0 and lo + p < hi and _find_string(
+                cps, lo + p, hi, special_hash, special_index, special_cps, special_offsets) >= 0
+            case_b = not case_a and s > 0 and hi - s > lo and _find_string(
+                cps, lo, hi - s, special_hash, special_index, special_cps, special_offsets) >= 0
+            if p > 0 and not case_b:
+                tok_lo[pre_at] = lo
+                tok_hi[pre_at] = lo + p
+                pre_at += 1
+            if s > 0 and not case_a:
+                tok_lo[suf_at] = hi - s
+                tok_hi[suf_at] = hi
+                suf_at -= 1
+            if case_a:
+                lo += p
+            elif case_b:
+                hi -= s
+            else:
+                lo += p
+                hi -= s
+            more = (not case_a and not case_b and (p > 0 or s > 0) and hi > lo
+                    and _find_string(cps, lo, hi, special_hash, special_index, special_cps, special_offsets) < 0)
+        if more:
+            lo, hi, pre_at, suf_at = _peel_bulk(cps, lo, hi, classes, tok_lo, tok_hi, pre_at, suf_at)
+        n_pre[k] = pre_at - cp_offsets[k]
+        n_suf[k] = cp_offsets[k + 1] - 1 - suf_at
+        core_lo[k] = lo
+        core_hi[k] = hi
+    return tok_lo, tok_hi, n_pre, n_suf, core_lo, core_hi
+
+
+# spaCy's hyphens, in its order (the alternation is tried in this order): "-", "–", "—", "--", "---",
+# "——", "~", as code points with offsets.
+_HYPHEN_CPS = np.array([0x2D, 0x2013, 0x2014, 0x2D, 0x2D, 0x2D, 0x2D, 0x2D, 0x2014, 0x2014, 0x7E], dtype=np.int64)
+_HYPHEN_OFFSETS = np.array([0, 1, 2, 3, 5, 8, 10, 11], dtype=np.int64)
+_HYPHEN_RULE = 3  # the index of the hyphen rule in ``_INFIX_CONTEXT``
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _is_infix_char(rule, c):
+    """The one-character infix of the context rules 0, 1, 2 and 4 of ``_INFIX_CONTEXT``."""
+    if rule == 0:
+        return c == 0x2B or c == 0x2D or c == 0x2A or c == 0x5E  # + - * ^
+    if rule == 1:
+        return c == _DOT
+    if rule == 2:
+        return c == 0x2C
+    return c == 0x3A or c == 0x3C or c == 0x3E or c == 0x3D or c == 0x2F  # : < > = /
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _starts_infix(rule, c):
+    """Whether an infix of context rule ``rule`` can start with ``c`` (a cheap test first)."""
+    if rule == _HYPHEN_RULE:
+        return c == 0x2D or c == 0x2013 or c == 0x2014 or c == 0x7E
+    return _is_infix_char(rule, c)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _context_before(rule, c, classes):
+    if rule == 0:
+        return 0x30 <= c <= 0x39
+    if rule == 1:
+        return _has(classes, c, CLASS_LOWER_QUOTE)
+    if rule == 2:
+        return _has(classes, c, CLASS_ALPHA)
+    return _has(classes, c, CLASS_ALPHA_DIGIT)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _context_after(rule, c, classes):
+    if rule == 0:
+        return 0x30 <= c <= 0x39 or c == 0x2D
+    if rule == 1:
+        return _has(classes, c, CLASS_UPPER_QUOTE)
+    return _has(classes, c, CLASS_ALPHA)
+
+
+@njit(cache=True, nogil=True)
+def _infix_length(cps, i, hi, cut, lo, rule, classes):
+    """The infix of context rule ``rule`` at cps[i], followed by its context character with no cut
+    in between: its length, 0 if none (the hyphens: the first alternative that fits)."""
+    if rule == _HYPHEN_RULE:
+        for a in range(len(_HYPHEN_OFFSETS) - 1):
+            m = _HYPHEN_OFFSETS[a + 1] - _HYPHEN_OFFSETS[a]
+            if i + m >= hi:
+                continue
+            ok = True
+            for t in range(m):
+                if cps[i + t] != _HYPHEN_CPS[_HYPHEN_OFFSETS[a] + t] or (t > 0 and cut[i + t - lo]):
+                    ok = False
+                    break
+            if ok and not cut[i + m - lo] and _context_after(rule, cps[i + m], classes):
+                return m
+        return 0
+    if i + 1 < hi and _is_infix_char(rule, cps[i]) and not cut[i + 1 - lo] and _context_after(rule, cps[i + 1], classes):
+        return 1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _split_infixes(cps, lo, hi, classes, cut):
+    """``_split_infixes`` on the core cps[lo:hi]: sets ``cut[j - lo]`` where a token boundary falls
+    before position j. Each replace_all pass of the Polars path is a left-to-right scan that resumes
+    after each match; a match never spans a boundary (the inserted spaces match no rule)."""
+    cut[: hi - lo + 1] = False
+    for i in range(lo, hi + 1):
+        if i == hi:
+            return  # no character any rule splits at (most cores)
+        if _has(classes, cps[i], CLASS_INFIX):
+            break
+    i = lo
+    while i < hi:  # "..+", "…", icons
+        c = cps[i]
+        if c == _DOT and i + 1 < hi and cps[i + 1] == _DOT:
+            j = i + 2
+            while j < hi and cps[j] == _DOT:
+                j += 1
+            cut[i - lo] = True
+            cut[j - lo] = True
+            i = j
+        elif c == _ELLIPSIS or _has(classes, c, CLASS_ICON):
+            cut[i - lo] = True
+            cut[i + 1 - lo] = True
+            i += 1
+        else:
+            i += 1
+    for rule in range(5):
+        for _ in range(2):  # the context is consumed: a second pass for shared context (a-b-c)
+            i = lo
+            while i < hi:
+                m = 0
+                if (i + 1 < hi and _starts_infix(rule, cps[i + 1]) and not cut[i + 1 - lo]
+                        and _context_before(rule, cps[i], classes)):
+                    m = _infix_length(cps, i + 1, hi, cut, lo, rule, classes)
+                if m > 0:
+                    cut[i + 1 - lo] = True
+                    cut[i + 1 + m - lo] = True
+                    i += m + 2
+                else:
+                    i += 1
+
+
+@njit(cache=True, nogil=True)
+def _same_tokens(cps, lo, hi, table_cps, table_offsets, t):
+    a = table_offsets[t]
+    if table_offsets[t + 1] - a != hi - lo:
+        return False
+    for i in range(hi - lo):
+        if table_cps[a + i] != cps[lo + i]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _merge_specials(cps, tok_lo, tok_hi, a, b, out_lo, out_hi, at, merge_hash, merge_pattern, pattern_tokens,
+                    token_cps, token_offsets, replacement_tokens, replacement_lengths):
+    """spaCy's second pass (``_special_merges``) over the tokens ``tok_*[a:b]`` of one chunk: at each
+    token, the first pattern (longest first) whose tokens follow there is replaced by its special
+    tokens; then the scan goes on after it. Writes the tokens at ``out_*[at:]``; returns the end."""
+    i = a
+    while i < b:
+        h = _cp_hash(cps, tok_lo[i], tok_hi[i])
+        j = np.searchsorted(merge_hash, h)
+        matched = -1
+        while j < len(merge_hash) and merge_hash[j] == h:
+            p = merge_pattern[j]
+            first, last = pattern_tokens[p], pattern_tokens[p + 1]
+            if last - first <= b - i:
+                ok = True
+                for t in range(last - first):
+                    if not _same_tokens(cps, tok_lo[i + t], tok_hi[i + t], token_cps, token_offsets, first + t):
+                        ok = False
+                        break
+                if ok:
+                    matched = p
+                    break
+            j += 1
+        if matched < 0:
+            out_lo[at] = tok_lo[i]
+            out_hi[at] = tok_hi[i]
+            at += 1
+            i += 1
+            continue
+        start = tok_lo[i]
+        for t in range(replacement_tokens[matched], replacement_tokens[matched + 1]):
+            out_lo[at] = start
+            out_hi[at] = start + replacement_lengths[t]
+            start = out_hi[at]
+            at += 1
+        i += pattern_tokens[matched + 1] - pattern_tokens[matched]
+    return at
+
+
+@njit(cache=True, nogil=True)
+def finish_tokens(cps, cp_offsets, classes, tok_lo, tok_hi, n_pre, n_suf, core_lo, core_hi, url,
+                  special_hash, special_index, special_cps, special_offsets, special_tokens, special_lengths,
+                  merge_hash, merge_pattern, pattern_tokens, token_cps, token_offsets, replacement_tokens,
+                  replacement_lengths):
+    """Each chunk's tokens after ``peel_affixes``: the prefixes, the core (nothing when empty, a
+    special case's tokens, one token when a URL (``url``), else split at its infixes), the
+    suffixes; then the special cases re-merged. Returns (token start, token stop, offsets per
+    chunk), positions into ``cps``."""
+    n = len(cp_offsets) - 1
+    out_lo = np.empty(len(cps), dtype=np.int64)
+    out_hi = np.empty(len(cps), dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    # the chunk's tokens before the merges
+    seq_lo = np.empty(len(cps), dtype=np.int64)
+    seq_hi = np.empty(len(cps), dtype=np.int64)
+    longest = 0
+    for k in range(n):
+        longest = max(longest, cp_offsets[k + 1] - cp_offsets[k])
+    cut = np.zeros(longest + 1, dtype=np.bool_)
+    at = 0
+    for k in range(n):
+        base, end = cp_offsets[k], cp_offsets[k + 1]
+        m = base
+        for t in range(base, base + n_pre[k]):
+            seq_lo[m] = tok_lo[t]
+            seq_hi[m] = tok_hi[t]
+            m += 1
+        lo, hi = core_lo[k], core_hi[k]
+        if hi > lo:
+            key = _find_string(cps, lo, hi, special_hash, special_index, special_cps, special_offsets)
+            if key >= 0:
+                start = lo
+                for t in range(special_tokens[key], special_tokens[key + 1]):
+                    seq_lo[m] = start
+                    seq_hi[m] = start + special_lengths[t]
+                    start = seq_hi[m]
+                    m += 1
+            elif url[k]:
+                seq_lo[m] = lo
+                seq_hi[m] = hi
+                m += 1
+            else:
+                _split_infixes(cps, lo, hi, classes, cut)
+                start = lo
+                for j in range(lo + 1, hi + 1):
+                    if j == hi or cut[j - lo]:
+                        if j > start:
+                            seq_lo[m] = start
+                            seq_hi[m] = j
+                            m += 1
+                        start = j
+        for t in range(end - n_suf[k], end):
+            seq_lo[m] = tok_lo[t]
+            seq_hi[m] = tok_hi[t]
+            m += 1
+        at = _merge_specials(cps, seq_lo, seq_hi, base, m, out_lo, out_hi, at, merge_hash, merge_pattern,
+                             pattern_tokens, token_cps, token_offsets, replacement_tokens, replacement_lengths)
+        offsets[k + 1] = at
+    return out_lo[:at], out_hi[:at], offsets
+
+
+@njit(cache=True, nogil=True)
+def has_dot(cps, lo, hi):
+    """Whether each cps[lo[k]:hi[k]] holds a "." (a URL needs one)."""
+    out = np.zeros(len(lo), dtype=np.bool_)
+    for k in range(len(lo)):
+        for i in range(lo[k], hi[k]):
+            if cps[i] == _DOT:
+                out[k] = True
+                break
+    return out
+
+
+@njit(cache=True, nogil=True)
+def string_hashes(cps, offsets):
+    """``_cp_hash`` of each string of a table (code points with offsets)."""
+    out = np.empty(len(offsets) - 1, dtype=np.uint64)
+    for k in range(len(offsets) - 1):
+        out[k] = _cp_hash(cps, offsets[k], offsets[k + 1])
+    return out
