@@ -473,7 +473,7 @@ def _tokenize_compiled(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarra
     classes = _class_table()
     cps, cp_offsets, byte_at = kernels.decode_spans(data, offsets)
     special, units, merges = _kernel_tables()
-    tok_lo, tok_hi, n_pre, n_suf, core_lo, core_hi = kernels.peel_affixes(cps, cp_offsets, classes, *special[:4], *units)
+    tok_lo, tok_hi, n_pre, n_suf, core_lo, core_hi = kernels.peel_affixes(cps, cp_offsets, classes, *special[:5], *units)
     # The URL rule only for the cores that can be a URL: it needs a ".".
     url = np.zeros(len(core_lo), dtype=bool)
     maybe = np.flatnonzero(kernels.has_dot(cps, core_lo, core_hi))
@@ -492,14 +492,17 @@ def _code_points(strings: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _string_lookup(strings: list[str]) -> tuple[np.ndarray, ...]:
-    """A table of strings for the kernels' ``_find_string``: (sorted hashes, string index per hash,
-    code points, offsets)."""
+    """A table of strings for the kernels' ``_find_string``: (filter, sorted hashes, string index per
+    hash, code points, offsets)."""
     from filters import gopher_words as kernels
 
     cps, offsets = _code_points(strings)
     hashes = kernels.string_hashes(cps, offsets)
     order = np.argsort(hashes, kind="stable")
-    return hashes[order], order.astype(np.int64), cps, offsets
+    may_hold = np.zeros(64 << 12, dtype=np.bool_)
+    for s in strings:
+        may_hold[kernels.filter_slot(ord(s[0]), len(s))] = True
+    return may_hold, hashes[order], order.astype(np.int64), cps, offsets
 
 
 @lru_cache(maxsize=1)
@@ -930,40 +933,12 @@ class GopherQualityFilter(RuleFilter):
 
 _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it is a bijection mod 2**64
 _DOC_MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)
-_MAX_SKIP_ROUNDS = 32
-
-
-def _greedy_chain(starts: np.ndarray, n: int) -> np.ndarray:
-    """``starts`` sorted: the ones datatrove's loop picks, from the first: the first start, then the
-    first start at least ``n`` after the previous pick, and so on. Pointer doubling: ``log2`` rounds
-    of NumPy gathers instead of one Python step per pick."""
-    m = len(starts)
-    if m == 0:
-        return starts
-    jump = np.append(np.searchsorted(starts, starts + n, side="left"), m)  # next pick's index; m = none
-    path = np.zeros(1, dtype=np.int64)  # indices at chain distances [0, 2**k)
-    while True:
-        step = jump[path]
-        step = step[step < m]
-        if len(step) == 0:
-            return starts[path]
-        path = np.concatenate([path, step])
-        jump = jump[jump]
 
 
 def _doc_key(doc: np.ndarray, gram: np.ndarray) -> np.ndarray:
     """One 64-bit key per (document, n-gram hash)."""
     with np.errstate(over="ignore"):
         return gram ^ (doc.astype(np.uint64) * _DOC_MULTIPLIER)
-
-
-def _skipped(picks: np.ndarray, n: int, positions: np.ndarray) -> np.ndarray:
-    """Whether each of ``positions`` lies inside a window ``(pick, pick + n)`` that the loop jumps
-    over (``picks`` sorted; the windows never overlap)."""
-    if len(picks) == 0:
-        return np.zeros(len(positions), dtype=bool)
-    before = np.searchsorted(picks, positions, side="left") - 1  # the last pick < position
-    return (before >= 0) & (positions - picks[np.maximum(before, 0)] < n)
 
 
 def duplicated_ngram_chars(
@@ -976,73 +951,13 @@ def duplicated_ngram_chars(
     spaces). The n-grams that occur once in their document may be left out: they are never a
     duplicate. datatrove's loop walks the n-grams; one seen before adds its characters and makes
     the loop jump ``n`` words ahead, and the n-grams it jumps over are *not* added to the seen set.
+    That loop, compiled (``gopher_words.duplicate_loop``: one pass, a hash table of the (document,
+    n-gram) pairs seen)."""
+    from filters import gopher_words as kernels
 
-    Columnar form: (1) take every n-gram as seen (a duplicate is one that is not the first of its
-    value in its document), (2) pick the duplicates the loop stops at (``_greedy_chain``), (3) find
-    the n-grams jumped over. Unless the first occurrence of an n-gram was jumped over, that is
-    exactly the loop's answer. In the documents where one was, repeat with "seen" meaning an
-    earlier occurrence that was not jumped over, until the jumped-over set stops changing: each
-    round settles at least the next place where it differs from the loop's, and the fixed point is
-    the loop's answer (``_settle``). Documents still changing after ``_MAX_SKIP_ROUNDS`` rounds run
-    the loop itself (``_loop_picks``).
-    """
-    if len(position) == 0:
-        return np.zeros(n_docs, dtype=np.float64)
-    first = pl.Series(_doc_key(doc, gram)).is_first_distinct().to_numpy()
-    picks = _greedy_chain(position[~first], n)
-    unsettled = np.unique(doc[first & _skipped(picks, n, position)])
-    if len(unsettled):
-        rows = np.flatnonzero(np.isin(doc, unsettled))
-        picks = picks[~np.isin(doc[np.searchsorted(position, picks)], unsettled)]
-        picks = np.sort(np.concatenate([picks, _settle(doc[rows], gram[rows], position[rows], n)]))
-    where = np.searchsorted(position, picks)
-    return np.bincount(doc[where], weights=chars[where].astype(np.float64), minlength=n_docs)[:n_docs]
-
-
-def _settle(doc: np.ndarray, gram: np.ndarray, position: np.ndarray, n: int) -> np.ndarray:
-    """The loop's picks in the documents where a jumped-over first occurrence matters (see
-    ``duplicated_ngram_chars``)."""
-    key = _doc_key(doc, gram)
-    order = np.argsort(key, kind="stable")  # the occurrences of one n-gram together, in text order
-    sorted_key = key[order]
-    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
-    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
-    sorted_position = position[order]
-    never = np.iinfo(np.int64).max
-    skipped = None
-    for _ in range(_MAX_SKIP_ROUNDS):
-        if skipped is None:  # round 0: every occurrence is seen
-            first_seen = sorted_position[starts]
-        else:
-            first_seen = np.minimum.reduceat(np.where(skipped[order], never, sorted_position), starts)
-        duplicate = np.empty(len(position), dtype=bool)
-        duplicate[order] = sorted_position > first_seen[group]
-        picks = _greedy_chain(position[duplicate], n)
-        new_skipped = _skipped(picks, n, position)
-        if skipped is not None and np.array_equal(new_skipped, skipped):
-            return picks
-        skipped = new_skipped
-    return _loop_picks(doc, gram, position, n)
-
-
-def _loop_picks(doc: np.ndarray, gram: np.ndarray, position: np.ndarray, n: int) -> np.ndarray:
-    """datatrove's loop itself, over the hashed n-grams (``_settle``'s fallback, not reached on real
-    text: it takes more than ``_MAX_SKIP_ROUNDS`` chained jumped-over first occurrences). The
-    n-grams given may skip positions (the ones that occur once, which can never be duplicates)."""
-    picks = []
-    bounds = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1], True])
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        grams, starts, seen, i = gram[lo:hi].tolist(), position[lo:hi].tolist(), set(), 0
-        while i < len(grams):
-            if grams[i] in seen:
-                picks.append(starts[i])
-                resume = starts[i] + n
-                while i < len(grams) and starts[i] < resume:
-                    i += 1
-            else:
-                seen.add(grams[i])
-                i += 1
-    return np.asarray(picks, dtype=np.int64)
+    return kernels.duplicate_loop(
+        doc.astype(np.int64), gram.astype(np.uint64), position.astype(np.int64), chars.astype(np.float64), n, n_docs
+    )
 
 
 def top_ngram_chars(
@@ -1050,22 +965,13 @@ def top_ngram_chars(
 ) -> np.ndarray:
     """datatrove's ``find_top_duplicate``: the most frequent n-gram's length (words joined by
     spaces: ``chars``) times its count; among equally frequent ones, the first to appear (as
-    ``Counter.most_common(1)`` picks it). Documents without n-grams: 0."""
-    out = np.zeros(n_docs, dtype=np.float64)
-    if len(position) == 0:
-        return out
-    groups = (
-        pl.DataFrame({"key": _doc_key(doc, gram), "doc": doc, "position": position, "chars": chars})
-        .group_by("key")
-        .agg(pl.len().alias("count"), pl.col("doc").first(), pl.col("position").first(), pl.col("chars").first())
+    ``Counter.most_common(1)`` picks it). Documents without n-grams: 0. (Compiled:
+    ``gopher_words.top_ngram``, one pass counting in a hash table.)"""
+    from filters import gopher_words as kernels
+
+    return kernels.top_ngram(
+        doc.astype(np.int64), gram.astype(np.uint64), position.astype(np.int64), chars.astype(np.float64), n_docs
     )
-    count = groups.get_column("count").to_numpy().astype(np.int64)
-    group_doc = groups.get_column("doc").to_numpy()
-    # per document: the most frequent first, then the first to appear
-    order = np.lexsort((groups.get_column("position").to_numpy(), -count, group_doc))
-    best = order[np.r_[True, group_doc[order][1:] != group_doc[order][:-1]]]
-    out[group_doc[best]] = groups.get_column("chars").to_numpy()[best] * count[best]
-    return out
 
 
 def _pairs(name: str, value) -> tuple[tuple[int, float], ...]:
@@ -1190,6 +1096,8 @@ class GopherRepetitionFilter(RuleFilter):
         wanted = sorted({n for n, _ in self.top_n_grams} | {n for n, _ in self.dup_n_grams})
         if not wanted:
             return {}
+        from filters import gopher_words as kernels
+
         words = _LAST_WORDS.words(text, self.name)
         doc = words.get_column("doc").to_numpy().astype(np.int64)
         lengths = words.get_column("word").str.len_chars().to_numpy().astype(np.int64)
@@ -1208,7 +1116,7 @@ class GopherRepetitionFilter(RuleFilter):
                 position = position[keep]
                 with np.errstate(over="ignore"):
                     gram = gram[keep] * _HASH_MULTIPLIER + word_hash[position + n - 1]
-            repeats = pl.Series(_doc_key(doc[position], gram)).is_duplicated().to_numpy()
+            repeats = kernels.repeated(doc[position], gram)
             position, gram = position[repeats], gram[repeats]
             if n in top:
                 chars = cum_chars[position + n] - cum_chars[position] + (n - 1)

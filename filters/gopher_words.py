@@ -1,5 +1,6 @@
-"""Compiled (Numba) kernels of ``filters.gopher.spacy_en_words``: spaCy's English tokenizer as
-loops over the bytes of a whole batch, without a string per chunk or a Python step per document.
+"""Compiled (Numba) kernels of the Gopher stages: ``filters.gopher.spacy_en_words`` (spaCy's English
+tokenizer as loops over the bytes of a whole batch, without a string per chunk or a Python step per
+document), and datatrove's n-gram loops of ``gopher_repetition`` over hashed n-grams (at the end).
 
 The text arrives as one Arrow string column: ``data`` (its UTF-8 bytes, uint8) and ``offsets``
 (int64, one more than the documents). A *chunk* is a maximal run of code points that are not
@@ -25,6 +26,7 @@ CLASS_PLAIN = 2  # \p{L} or \p{N}: a chunk of these only is one word (but see ``
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
+_HASH_FILTER_MASK = np.uint64(0xFFFF)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -78,6 +80,10 @@ def chunk_spans(data, offsets, classes, special_hashes):
     one word unless it is a special case (its hash among ``special_hashes``, sorted; a collision
     only sends a chunk to the tokenizer, which answers exactly) or it may end with a unit after a
     digit ("5km": it has an ASCII digit and does not end with one)."""
+    # Most chunks are no special case: a bit per low 16 bits of the hash turns them away first.
+    special_filter = np.zeros(np.int64(_HASH_FILTER_MASK) + 1, dtype=np.bool_)
+    for h in special_hashes:
+        special_filter[h & _HASH_FILTER_MASK] = True
     n = _count_chunks(data, offsets, classes)
     doc = np.empty(n, dtype=np.uint32)
     start = np.empty(n, dtype=np.int64)
@@ -105,7 +111,7 @@ def chunk_spans(data, offsets, classes, special_hashes):
                 stop[k] = at
                 hashes[k] = h
                 special = False
-                if plain:
+                if plain and special_filter[h & _HASH_FILTER_MASK]:
                     j = np.searchsorted(special_hashes, h)
                     special = j < len(special_hashes) and special_hashes[j] == h
                 needs[k] = not plain or special or (digit and not last_digit)
@@ -290,10 +296,19 @@ def _cp_hash(cps, lo, hi):
     return h
 
 
+@njit(cache=True, nogil=True, inline="always")
+def filter_slot(first, length):
+    """A string's slot in a lookup table's filter: its length (up to 63) and first code point."""
+    return (min(length, 63) << 12) | (first & 4095)
+
+
 @njit(cache=True, nogil=True)
-def _find_string(cps, lo, hi, table_hash, table_index, table_cps, table_offsets):
+def _find_string(cps, lo, hi, table_filter, table_hash, table_index, table_cps, table_offsets):
     """The index of the string cps[lo:hi] in a table of strings (``table_cps``/``table_offsets``,
-    looked up by ``_cp_hash``: ``table_hash`` sorted, ``table_index`` alongside), or -1."""
+    looked up by ``_cp_hash``: ``table_hash`` sorted, ``table_index`` alongside), or -1. Most
+    strings are not in the table: ``table_filter`` (``filter_slot``) turns them away first."""
+    if hi <= lo or not table_filter[filter_slot(cps[lo], hi - lo)]:
+        return -1
     h = _cp_hash(cps, lo, hi)
     j = np.searchsorted(table_hash, h)
     while j < len(table_hash) and table_hash[j] == h:
@@ -334,17 +349,17 @@ def _prefix_length(cps, lo, hi, classes):
 
 
 @njit(cache=True, nogil=True)
-def _units_after_digit(cps, lo, hi, unit_hash, unit_index, unit_cps, unit_offsets, max_unit):
+def _units_after_digit(cps, lo, hi, unit_filter, unit_hash, unit_index, unit_cps, unit_offsets, max_unit):
     """``_SUFFIX_AFTER_DIGIT`` on cps[lo:hi]: the length of the unit (or currency, or "+") ending it
     after an ASCII digit, the leftmost such digit deciding; 0 if none."""
     for i in range(max(lo, hi - 1 - max_unit), hi - 1):
-        if 0x30 <= cps[i] <= 0x39 and _find_string(cps, i + 1, hi, unit_hash, unit_index, unit_cps, unit_offsets) >= 0:
+        if 0x30 <= cps[i] <= 0x39 and _find_string(cps, i + 1, hi, unit_filter, unit_hash, unit_index, unit_cps, unit_offsets) >= 0:
             return hi - i - 1
     return 0
 
 
 @njit(cache=True, nogil=True)
-def _suffix_length(cps, lo, hi, classes, unit_hash, unit_index, unit_cps, unit_offsets, max_unit):
+def _suffix_length(cps, lo, hi, classes, unit_filter, unit_hash, unit_index, unit_cps, unit_offsets, max_unit):
     """spaCy's suffix at the end of cps[lo:hi]: the longest of ``_SUFFIX_FIXED``,
     ``_SUFFIX_AFTER_DIGIT`` and ``_SUFFIX_DOT`` (each the leftmost match ending there); 0 if none."""
     n = hi - lo
@@ -364,7 +379,7 @@ def _suffix_length(cps, lo, hi, classes, unit_hash, unit_index, unit_cps, unit_o
         best = 2
     elif _has(classes, last, CLASS_SUFFIX):
         best = 1
-    units = _units_after_digit(cps, lo, hi, unit_hash, unit_index, unit_cps, unit_offsets, max_unit)
+    units = _units_after_digit(cps, lo, hi, unit_filter, unit_hash, unit_index, unit_cps, unit_offsets, max_unit)
     if units > best:
         best = units
     if best == 0 and last == _DOT and n >= 2:
@@ -452,8 +467,8 @@ def _peel_bulk(cps, lo, hi, classes, tok_lo, tok_hi, pre_at, suf_at):
 
 
 @njit(cache=True, nogil=True)
-def peel_affixes(cps, cp_offsets, classes, special_hash, special_index, special_cps, special_offsets,
-                 unit_hash, unit_index, unit_cps, unit_offsets, max_unit):
+def peel_affixes(cps, cp_offsets, classes, special_filter, special_hash, special_index, special_cps, special_offsets,
+                 unit_filter, unit_hash, unit_index, unit_cps, unit_offsets, max_unit):
     """spaCy's ``Tokenizer._split_affixes`` on each chunk, with its special-case checks, as
     ``_peel_round`` and ``_peel_bulk`` do it. Per chunk k (positions cp_offsets[k]:cp_offsets[k+1]):
     the prefix tokens at ``tok_*[base:base + n_pre[k]]``, the suffix tokens (in text order) at
@@ -470,20 +485,20 @@ def peel_affixes(cps, cp_offsets, classes, special_hash, special_index, special_
         hi = cp_offsets[k + 1]
         pre_at = lo  # next prefix token's slot
         suf_at = hi - 1  # next suffix token's slot (filled downwards)
-        special = _find_string(cps, lo, hi, special_hash, special_index, special_cps, special_offsets) >= 0
+        special = _find_string(cps, lo, hi, special_filter, special_hash, special_index, special_cps, special_offsets) >= 0
         more = not special and (
             _prefix_length(cps, lo, hi, classes) > 0
-            or _suffix_length(cps, lo, hi, classes, unit_hash, unit_index, unit_cps, unit_offsets, max_unit) > 0
+            or _suffix_length(cps, lo, hi, classes, unit_filter, unit_hash, unit_index, unit_cps, unit_offsets, max_unit) > 0
         )
         rounds = 0
         while more and rounds < _MAX_AFFIX_ROUNDS:
             rounds += 1
             p = _prefix_length(cps, lo, hi, classes)
-            s = _suffix_length(cps, lo + p, hi, classes, unit_hash, unit_index, unit_cps, unit_offsets, max_unit)
+            s = _suffix_length(cps, lo + p, hi, classes, unit_filter, unit_hash, unit_index, unit_cps, unit_offsets, max_unit)
             case_a = p > 0 and lo + p < hi and _find_string(
-                cps, lo + p, hi, special_hash, special_index, special_cps, special_offsets) >= 0
+                cps, lo + p, hi, special_filter, special_hash, special_index, special_cps, special_offsets) >= 0
             case_b = not case_a and s > 0 and hi - s > lo and _find_string(
-                cps, lo, hi - s, special_hash, special_index, special_cps, special_offsets) >= 0
+                cps, lo, hi - s, special_filter, special_hash, special_index, special_cps, special_offsets) >= 0
             if p > 0 and not case_b:
                 tok_lo[pre_at] = lo
                 tok_hi[pre_at] = lo + p
@@ -500,7 +515,7 @@ def peel_affixes(cps, cp_offsets, classes, special_hash, special_index, special_
                 lo += p
                 hi -= s
             more = (not case_a and not case_b and (p > 0 or s > 0) and hi > lo
-                    and _find_string(cps, lo, hi, special_hash, special_index, special_cps, special_offsets) < 0)
+                    and _find_string(cps, lo, hi, special_filter, special_hash, special_index, special_cps, special_offsets) < 0)
         if more:
             lo, hi, pre_at, suf_at = _peel_bulk(cps, lo, hi, classes, tok_lo, tok_hi, pre_at, suf_at)
         n_pre[k] = pre_at - cp_offsets[k]
@@ -675,7 +690,7 @@ def _merge_specials(cps, tok_lo, tok_hi, a, b, out_lo, out_hi, at, merge_hash, m
 
 @njit(cache=True, nogil=True)
 def finish_tokens(cps, cp_offsets, classes, tok_lo, tok_hi, n_pre, n_suf, core_lo, core_hi, url,
-                  special_hash, special_index, special_cps, special_offsets, special_tokens, special_lengths,
+                  special_filter, special_hash, special_index, special_cps, special_offsets, special_tokens, special_lengths,
                   merge_hash, merge_pattern, pattern_tokens, token_cps, token_offsets, replacement_tokens,
                   replacement_lengths):
     """Each chunk's tokens after ``peel_affixes``: the prefixes, the core (nothing when empty, a
@@ -703,7 +718,7 @@ def finish_tokens(cps, cp_offsets, classes, tok_lo, tok_hi, n_pre, n_suf, core_l
             m += 1
         lo, hi = core_lo[k], core_hi[k]
         if hi > lo:
-            key = _find_string(cps, lo, hi, special_hash, special_index, special_cps, special_offsets)
+            key = _find_string(cps, lo, hi, special_filter, special_hash, special_index, special_cps, special_offsets)
             if key >= 0:
                 start = lo
                 for t in range(special_tokens[key], special_tokens[key + 1]):
@@ -753,4 +768,132 @@ def string_hashes(cps, offsets):
     out = np.empty(len(offsets) - 1, dtype=np.uint64)
     for k in range(len(offsets) - 1):
         out[k] = _cp_hash(cps, offsets[k], offsets[k + 1])
+    return out
+
+
+# --- gopher_repetition: datatrove's n-gram loops over hashed n-grams --------------------------
+
+
+# Each document's n-grams get a hash table of their own, sized to them (kept in cache; one table of
+# the batch's size would miss the cache at nearly every step). Entries are in text order, so a
+# document's are contiguous.
+
+
+@njit(cache=True, nogil=True)
+def _document_bounds(doc):
+    """Start of each run of equal ``doc`` values, and the end."""
+    bounds = [0]
+    for i in range(1, len(doc)):
+        if doc[i] != doc[i - 1]:
+            bounds.append(i)
+    bounds.append(len(doc))
+    return np.array(bounds, dtype=np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _tables(doc):
+    """Reusable table storage for the largest document: (used flag, hash, per-slot scratch)."""
+    bounds = _document_bounds(doc)
+    largest = 0
+    for b in range(len(bounds) - 1):
+        largest = max(largest, bounds[b + 1] - bounds[b])
+    size = 16
+    while size < 2 * largest:
+        size *= 2
+    return bounds, np.zeros(size, dtype=np.bool_), np.zeros(size, dtype=np.uint64), np.zeros(size, dtype=np.int64)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mask_for(count):
+    size = 16
+    while size < 2 * count:
+        size *= 2
+    return size - 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _slot_of(used, grams, g, mask):
+    """The slot of n-gram hash ``g`` in one document's open-addressing table."""
+    slot = np.int64((g ^ (g >> np.uint64(31))) & np.uint64(mask))
+    while used[slot] and grams[slot] != g:
+        slot = (slot + 1) & mask
+    return slot
+
+
+@njit(cache=True, nogil=True)
+def duplicate_loop(doc, gram, position, chars, n, n_docs):
+    """datatrove's ``find_all_duplicate`` loop on every document: the n-grams in text order (their
+    document, hash, start among the batch's words, characters); one seen before in its document
+    adds its characters and the loop jumps ``n`` words ahead, the n-grams jumped over not being
+    marked seen. The n-grams that occur once may be left out (they are never seen again)."""
+    bounds, used, grams, _ = _tables(doc)
+    out = np.zeros(n_docs, dtype=np.float64)
+    for b in range(len(bounds) - 1):
+        lo, hi = bounds[b], bounds[b + 1]
+        mask = _mask_for(hi - lo)
+        resume = -1
+        for i in range(lo, hi):
+            if position[i] < resume:
+                continue  # jumped over
+            slot = _slot_of(used, grams, gram[i], mask)
+            if used[slot]:
+                out[doc[i]] += chars[i]
+                resume = position[i] + n
+            else:
+                used[slot] = True
+                grams[slot] = gram[i]
+        used[: mask + 1] = False
+    return out
+
+
+@njit(cache=True, nogil=True)
+def top_ngram(doc, gram, position, chars, n_docs):
+    """datatrove's ``find_top_duplicate`` on every document: the characters of the most frequent
+    n-gram times its count, the first to appear among equally frequent ones (0 without n-grams)."""
+    bounds, used, grams, count = _tables(doc)
+    first = np.zeros(len(used), dtype=np.int64)  # the entry of each n-gram's first occurrence
+    out = np.zeros(n_docs, dtype=np.float64)
+    for b in range(len(bounds) - 1):
+        lo, hi = bounds[b], bounds[b + 1]
+        mask = _mask_for(hi - lo)
+        for i in range(lo, hi):
+            slot = _slot_of(used, grams, gram[i], mask)
+            if not used[slot]:
+                used[slot] = True
+                grams[slot] = gram[i]
+                first[slot] = i
+                count[slot] = 0
+            count[slot] += 1
+        best_count, best_position = 0, 0
+        for slot in range(mask + 1):
+            if not used[slot]:
+                continue
+            c, p = count[slot], position[first[slot]]
+            if c > best_count or (c == best_count and p < best_position):
+                best_count, best_position = c, p
+                out[doc[lo]] = chars[first[slot]] * c
+        used[: mask + 1] = False
+    return out
+
+
+@njit(cache=True, nogil=True)
+def repeated(doc, gram):
+    """Whether each n-gram hash occurs more than once in its document."""
+    bounds, used, grams, count = _tables(doc)
+    slots = np.empty(len(doc), dtype=np.int64)
+    out = np.empty(len(doc), dtype=np.bool_)
+    for b in range(len(bounds) - 1):
+        lo, hi = bounds[b], bounds[b + 1]
+        mask = _mask_for(hi - lo)
+        for i in range(lo, hi):
+            slot = _slot_of(used, grams, gram[i], mask)
+            if not used[slot]:
+                used[slot] = True
+                grams[slot] = gram[i]
+                count[slot] = 0
+            count[slot] += 1
+            slots[i] = slot
+        for i in range(lo, hi):
+            out[i] = count[slots[i]] > 1
+        used[: mask + 1] = False
     return out

@@ -12,7 +12,6 @@ import re
 import resource
 import time
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import orjson
@@ -330,12 +329,11 @@ def _loop(words, n):
     st.lists(st.lists(st.sampled_from(["a", "bb", "ccc"]), max_size=60), min_size=1, max_size=4),
     st.integers(2, 7),
     st.booleans(),
-    st.sampled_from([gopher._MAX_SKIP_ROUNDS, 0]),
 )
-def test_duplicated_ngram_chars_is_datatrove_loop(docs, n, repeated_only, rounds):
-    """The columnar fixed point equals the loop, including where a jumped-over n-gram's first
-    occurrence matters (small vocabularies make that common); given all n-grams or, as the stage
-    does, only those that occur twice or more; and so does the loop fallback (``rounds=0``)."""
+def test_duplicated_ngram_chars_is_datatrove_loop(docs, n, repeated_only):
+    """The compiled loop over hashed n-grams equals datatrove's over words, including where a
+    jumped-over n-gram's first occurrence matters (small vocabularies make that common); given all
+    n-grams or, as the stage does, only those that occur twice or more."""
     vocabulary = {"a": 1, "bb": 2, "ccc": 3}
     doc = np.repeat(np.arange(len(docs)), [len(d) for d in docs]).astype(np.int64)
     flat = [w for d in docs for w in d]
@@ -352,9 +350,33 @@ def test_duplicated_ngram_chars_is_datatrove_loop(docs, n, repeated_only, rounds
     if repeated_only:
         keep = pl.DataFrame({"d": doc[position], "g": gram}).select(pl.len().over("d", "g") > 1).to_series().to_numpy()
         position, gram, chars = position[keep], gram[keep], chars[keep]
-    with mock.patch.object(gopher, "_MAX_SKIP_ROUNDS", rounds):
-        got = duplicated_ngram_chars(doc[position], gram, position, chars, n, len(docs))
+    got = duplicated_ngram_chars(doc[position], gram, position, chars, n, len(docs))
     assert got.tolist() == [_loop(d, n) for d in docs]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["a", "bb", "ccc", "dddd"]), max_size=40), min_size=1, max_size=4), st.integers(1, 4))
+def test_top_ngram_chars_is_datatroves_most_common(docs, n):
+    """The compiled count equals ``Counter.most_common(1)`` over the n-grams (ties: the first seen),
+    its words joined by spaces, times its count."""
+    from collections import Counter
+
+    vocabulary = {"a": 1, "bb": 2, "ccc": 3, "dddd": 4}
+    doc, gram, position, chars, start = [], [], [], [], 0
+    want = []
+    for d, words_ in enumerate(docs):
+        grams = [tuple(words_[i:i + n]) for i in range(len(words_) - n + 1)]
+        for i, g in enumerate(grams):
+            doc.append(d)
+            gram.append(sum(vocabulary[w] * 10 ** (2 * k) for k, w in enumerate(g)))
+            position.append(start + i)
+            chars.append(len(" ".join(g)))
+        start += len(words_)
+        top = Counter(grams).most_common(1)
+        want.append(len(" ".join(top[0][0])) * top[0][1] if top else 0)
+    got = gopher.top_ngram_chars(np.array(doc, dtype=np.int64), np.array(gram, dtype=np.uint64),
+                                 np.array(position, dtype=np.int64), np.array(chars, dtype=np.int64), len(docs))
+    assert got.tolist() == want
 
 
 # --- degenerate documents ---------------------------------------------------------------------
