@@ -572,6 +572,10 @@ def _class_table() -> np.ndarray:
         k.CLASS_ALPHA_DIGIT: f"[{_ALPHA}0-9]",
         k.CLASS_ICON: f"[{_SPACY_ICONS}]",
         k.CLASS_INFIX: _INFIX_ANY,
+        k.CLASS_PUNCTUATION: f"[{_DATATROVE_PUNCTUATION}]",
+        k.CLASS_LETTER: r"\p{L}",
+        k.CLASS_SPACELESS: _SPACELESS_CHAR,
+        k.CLASS_LETTER_MARK: r"[\p{L}\p{M}]",
     })
 
 
@@ -676,7 +680,6 @@ FF08-FF09 FF0C FF0E FF11 FF1A-FF1B FF1F FF5E FF61 10A56-10A57 10F55-10F59 10F86-
 1144B-1144C 115C2-115C3 115C9-115D7 11641-11642 1173C-1173E 11944 11946 11A42-11A43 11A9B-11A9C
 11C41-11C42 11EF7-11EF8 11F43-11F44 16A6E-16A6F 16AF5 16B37-16B38 16B44 16E98 1BC9F 1DA88
 """)
-_NON_SYMBOL = f"[^{_DATATROVE_PUNCTUATION}]"
 # str.splitlines() boundaries (\r\n counts once) and the whitespace that can sit inside a line.
 _LINE_BREAK = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]"
 _INLINE_SPACE = r"[\t \x1f\xa0\u1680\u2000-\u200a\u202f\u205f\u3000]"
@@ -723,28 +726,16 @@ def _spaced_script(frame: pl.DataFrame, threshold: float | None) -> pl.Series:
     """False where at least ``threshold`` of a text's letters (and marks) are Han, kana, Thai, Lao,
     Khmer, Myanmar or Tibetan: scripts written without spaces between words. (Letters only, so
     that the spaces, digits, punctuation and markup around a Chinese navigation menu do not make
-    it look like English; letters are counted only in the texts that have such a character.)"""
+    it look like English.) The counts are one compiled pass over the text (``script_counts``)."""
     if threshold is None:
         return pl.repeat(True, frame.height, eager=True)
-    text = pl.col("text").fill_null("")
-    some = frame.select(text.str.contains(_SPACELESS_CHAR)).to_series().to_numpy()
-    if not some.any():
-        return pl.Series(np.ones(frame.height, dtype=bool))
-    # Counted only where needed (each count is a regex pass): the space-less characters in the
-    # texts that have one; the letters only where the share of *all* characters does not already
-    # decide (letters <= characters, so spaceless >= threshold * characters settles it).
-    sub = frame.filter(pl.Series(some)).select(
-        text.str.count_matches(_SPACELESS_CHAR).alias("spaceless"), text.str.len_chars().alias("chars")
-    )
-    spaceless = sub.get_column("spaceless").to_numpy().astype(np.float64)
-    decided = spaceless >= threshold * sub.get_column("chars").to_numpy()
-    undecided = np.flatnonzero(some)[~decided]
-    if len(undecided):
-        letters = frame[undecided].select(text.str.count_matches(r"[\p{L}\p{M}]")).to_series().to_numpy()
-        decided[~decided] = spaceless[~decided] >= threshold * letters
-    out = np.ones(frame.height, dtype=bool)
-    out[some] = ~decided
-    return pl.Series(out)
+    from filters import gopher_words as kernels
+
+    chars, spaceless, letters = kernels.script_counts(*_utf8_buffers(frame.get_column("text")), _class_table())
+    spaceless = spaceless.astype(np.float64)
+    # letters <= characters: a share of all characters at the threshold settles it
+    exempt = (spaceless > 0) & ((spaceless >= threshold * chars) | (spaceless >= threshold * letters))
+    return pl.Series(~exempt)
 
 
 def _unknown(lang: pl.Expr) -> pl.Expr:
@@ -863,23 +854,20 @@ class GopherQualityFilter(RuleFilter):
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
         n = frame.height
         text = pl.col("text").fill_null("")
+        from filters import gopher_words as kernels
+
         words = _LAST_WORDS.words(frame.get_column("text"), self.name)
-        stats = words.select(
-            "doc",
-            pl.col("word").str.contains(_NON_SYMBOL).alias("non_symbol"),
-            pl.col("word").str.len_chars().alias("length"),
-            pl.col("word").str.contains(r"\p{L}").alias("alpha"),
-            pl.col("word").is_in(pl.lit(pl.Series(list(self.stop_words), dtype=pl.String)).implode()).alias("stop"),
-        )
-        doc = stats.get_column("doc").to_numpy()
-        non_symbol = stats.get_column("non_symbol").to_numpy()
-        length = stats.get_column("length").to_numpy().astype(np.float64)
-        stop = words.filter(stats.get_column("stop")).unique()  # distinct (document, stop word)
+        doc = words.get_column("doc").to_numpy()
+        word_data, word_offsets = _utf8_buffers(words.get_column("word"))
+        # symbol words (punctuation only), their lengths, words with a letter: one compiled pass
+        non_symbol, non_symbol_chars, alpha = kernels.word_counts(doc, word_offsets, word_data, _class_table(), n)
+        is_stop = words.get_column("word").is_in(pl.Series(list(self.stop_words), dtype=pl.String))
+        stop = words.filter(is_stop).unique()  # distinct (document, stop word)
         frame = frame.with_columns(
             pl.Series("_words", _scatter_counts(doc, n).astype(np.int64)),
-            pl.Series("_non_symbol", _scatter_counts(doc[non_symbol], n).astype(np.int64)),
-            pl.Series("_non_symbol_chars", _scatter_counts(doc[non_symbol], n, length[non_symbol])),
-            pl.Series("_alpha", _scatter_counts(doc[stats.get_column("alpha").to_numpy()], n).astype(np.int64)),
+            pl.Series("_non_symbol", non_symbol),
+            pl.Series("_non_symbol_chars", non_symbol_chars),
+            pl.Series("_alpha", alpha),
             pl.Series("_stop", _scatter_counts(stop.get_column("doc").to_numpy(), n).astype(np.int64)),
             text.str.count_matches("#", literal=True).alias("_hashes"),
             text.str.count_matches(r"\.\.\.|…").alias("_ellipses"),

@@ -254,6 +254,11 @@ CLASS_ALPHA = 256
 CLASS_ALPHA_DIGIT = 512
 CLASS_ICON = 1024
 CLASS_INFIX = 2048  # a character some infix rule splits at (``_INFIX_ANY``)
+# gopher_quality's counts
+CLASS_PUNCTUATION = 4096  # datatrove's PUNCTUATION_SET: a word of these only is a "symbol" word
+CLASS_LETTER = 8192  # \p{L}
+CLASS_SPACELESS = 16384  # a script written without spaces (``_SPACELESS_CHAR``)
+CLASS_LETTER_MARK = 32768  # \p{L} or \p{M}
 
 _DOT = 0x2E
 _ELLIPSIS = 0x2026
@@ -897,3 +902,49 @@ def repeated(doc, gram):
             out[i] = count[slots[i]] > 1
         used[: mask + 1] = False
     return out
+
+
+# --- gopher_quality: counts per word and per text ---------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def word_counts(word_doc, offsets, data, classes, n_docs):
+    """Per document: its words that are not symbol words (some character outside datatrove's
+    punctuation), their characters (code points), and its words with a letter."""
+    non_symbol = np.zeros(n_docs, dtype=np.int64)
+    non_symbol_chars = np.zeros(n_docs, dtype=np.float64)
+    alpha = np.zeros(n_docs, dtype=np.int64)
+    for w in range(len(word_doc)):
+        i = offsets[w]
+        chars = 0
+        symbol = True
+        letter = False
+        while i < offsets[w + 1]:
+            cp, i = _decode(data, i)
+            chars += 1
+            symbol = symbol and _has(classes, cp, CLASS_PUNCTUATION)
+            letter = letter or _has(classes, cp, CLASS_LETTER)
+        d = word_doc[w]
+        if not symbol:
+            non_symbol[d] += 1
+            non_symbol_chars[d] += chars
+        alpha[d] += letter
+    return non_symbol, non_symbol_chars, alpha
+
+
+@njit(cache=True, nogil=True)
+def script_counts(data, offsets, classes):
+    """Per text: its characters (code points), those of a script written without spaces, and its
+    letters and marks."""
+    n = len(offsets) - 1
+    chars = np.zeros(n, dtype=np.int64)
+    spaceless = np.zeros(n, dtype=np.int64)
+    letters = np.zeros(n, dtype=np.int64)
+    for d in range(n):
+        i = offsets[d]
+        while i < offsets[d + 1]:
+            cp, i = _decode(data, i)
+            chars[d] += 1
+            spaceless[d] += _has(classes, cp, CLASS_SPACELESS)
+            letters[d] += _has(classes, cp, CLASS_LETTER_MARK)
+    return chars, spaceless, letters
