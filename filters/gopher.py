@@ -861,7 +861,7 @@ class GopherQualityFilter(RuleFilter):
         word_data, word_offsets = _utf8_buffers(words.get_column("word"))
         # symbol words (punctuation only), their lengths, words with a letter: one compiled pass
         non_symbol, non_symbol_chars, alpha = kernels.word_counts(doc, word_offsets, word_data, _class_table(), n)
-        is_stop = words.get_column("word").is_in(pl.Series(list(self.stop_words), dtype=pl.String))
+        is_stop = words.get_column("word").is_in(pl.Series(list(self.stop_words), dtype=pl.String).implode())
         stop = words.filter(is_stop).unique()  # distinct (document, stop word)
         frame = frame.with_columns(
             pl.Series("_words", _scatter_counts(doc, n).astype(np.int64)),
