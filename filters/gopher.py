@@ -401,7 +401,9 @@ def _split_infixes(core: pl.Expr) -> pl.Expr:
 
 
 def _tokenize_chunks(chunks: pl.Series, with_special_cases: bool = True) -> pl.Series:
-    """spaCy's English tokenizer on whitespace-free chunks: each chunk's tokens, wrapped (``_wrap``)."""
+    """spaCy's English tokenizer on whitespace-free chunks: each chunk's tokens, wrapped (``_wrap``).
+    The Polars formulation that the compiled kernels (``_tokenize_compiled``) follow step for step:
+    it builds the second pass's table (``_special_merges``) and is the tests' reference."""
     keys, values = _special_table()
     special = _is_special if with_special_cases else (lambda expr: pl.lit(False))
     s = pl.col("s")
@@ -472,6 +474,8 @@ def _tokenize_compiled(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarra
 
     classes = _class_table()
     cps, cp_offsets, byte_at = kernels.decode_spans(data, offsets)
+    if len(cps) > kernels.MAX_CODE_POINTS:
+        raise ValueError(f"a batch's distinct chunks hold {len(cps):,} code points; split the batch")
     special, units, merges = _kernel_tables()
     tok_lo, tok_hi, n_pre, n_suf, core_lo, core_hi = kernels.peel_affixes(cps, cp_offsets, classes, *special[:5], *units)
     # The URL rule only for the cores that can be a URL: it needs a ".".
@@ -852,10 +856,10 @@ class GopherQualityFilter(RuleFilter):
         object.__setattr__(self, "stop_word_languages", _check_languages("stop_word_languages", self.stop_word_languages))
 
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
-        n = frame.height
-        text = pl.col("text").fill_null("")
         from filters import gopher_words as kernels
 
+        n = frame.height
+        text = pl.col("text").fill_null("")
         words = _LAST_WORDS.words(frame.get_column("text"), self.name)
         doc = words.get_column("doc").to_numpy()
         word_data, word_offsets = _utf8_buffers(words.get_column("word"))
@@ -939,8 +943,8 @@ def duplicated_ngram_chars(
     spaces). The n-grams that occur once in their document may be left out: they are never a
     duplicate. datatrove's loop walks the n-grams; one seen before adds its characters and makes
     the loop jump ``n`` words ahead, and the n-grams it jumps over are *not* added to the seen set.
-    That loop, compiled (``gopher_words.duplicate_loop``: one pass, a hash table of the (document,
-    n-gram) pairs seen)."""
+    That loop, compiled (``gopher_words.duplicate_loop``: one pass, a hash table per document of
+    the n-grams seen)."""
     from filters import gopher_words as kernels
 
     return kernels.duplicate_loop(

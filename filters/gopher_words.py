@@ -242,7 +242,10 @@ def assemble_words(data, doc, start, stop, uid, tok_data, tok_start, tok_stop, t
 # --- the tokenizer: spaCy's affix loop, special cases and infixes on the distinct chunks ---------
 #
 # Each distinct chunk is decoded to code points (``cps``, with ``cp_offsets`` per chunk). Positions
-# are code point indices into ``cps``; a chunk's tokens are (start, stop) pairs of positions.
+# are code point indices into ``cps``; a chunk's tokens are (start, stop) pairs of positions, int32
+# (there is at most one token per code point: these arrays are the big ones; a batch's distinct
+# chunks hold fewer than 2**31 code points, ``MAX_CODE_POINTS``).
+MAX_CODE_POINTS = 2**31 - 1
 
 CLASS_PREFIX = 4  # a one-character prefix: spaCy's prefix list less "..+", "US$", "C$", "A$", "+"
 CLASS_SUFFIX = 8  # a one-character suffix (the fixed list)
@@ -479,8 +482,8 @@ def peel_affixes(cps, cp_offsets, classes, special_filter, special_hash, special
     the prefix tokens at ``tok_*[base:base + n_pre[k]]``, the suffix tokens (in text order) at
     ``tok_*[end - n_suf[k]:end]``, the core ``core_lo[k]:core_hi[k]``."""
     n = len(cp_offsets) - 1
-    tok_lo = np.empty(len(cps), dtype=np.int64)
-    tok_hi = np.empty(len(cps), dtype=np.int64)
+    tok_lo = np.empty(len(cps), dtype=np.int32)
+    tok_hi = np.empty(len(cps), dtype=np.int32)
     n_pre = np.zeros(n, dtype=np.int64)
     n_suf = np.zeros(n, dtype=np.int64)
     core_lo = np.empty(n, dtype=np.int64)
@@ -703,12 +706,12 @@ def finish_tokens(cps, cp_offsets, classes, tok_lo, tok_hi, n_pre, n_suf, core_l
     suffixes; then the special cases re-merged. Returns (token start, token stop, offsets per
     chunk), positions into ``cps``."""
     n = len(cp_offsets) - 1
-    out_lo = np.empty(len(cps), dtype=np.int64)
-    out_hi = np.empty(len(cps), dtype=np.int64)
+    out_lo = np.empty(len(cps), dtype=np.int32)
+    out_hi = np.empty(len(cps), dtype=np.int32)
     offsets = np.zeros(n + 1, dtype=np.int64)
     # the chunk's tokens before the merges
-    seq_lo = np.empty(len(cps), dtype=np.int64)
-    seq_hi = np.empty(len(cps), dtype=np.int64)
+    seq_lo = np.empty(len(cps), dtype=np.int32)
+    seq_hi = np.empty(len(cps), dtype=np.int32)
     longest = 0
     for k in range(n):
         longest = max(longest, cp_offsets[k + 1] - cp_offsets[k])
