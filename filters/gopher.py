@@ -456,7 +456,7 @@ def spacy_en_words(text: pl.Series) -> pl.DataFrame:
     # One compiled pass finds the chunks and tells the plain words (letters and digits only, which
     # no rule splits: most chunks) from the ones the tokenizer must see; each of those is
     # tokenized once, however often it occurs.
-    doc, start, stop, hashes, needs = kernels.chunk_spans(data, offsets, _class_table(), _special_hashes())
+    doc, start, stop, hashes, needs = kernels.chunk_spans(data, offsets, _class_table(), *_special_keys())
     uid, first = kernels.distinct_spans(data, start, stop, hashes, needs)
     tok_offsets, tok_data = kernels.gather_spans(data, start[first], stop[first])
     tok_start, tok_stop, per_chunk = _tokenize_compiled(tok_data, tok_offsets)
@@ -599,12 +599,9 @@ def _class_bits(classes: dict[int, str]) -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _special_hashes() -> np.ndarray:
-    """The kernels' hashes of the special-case keys, sorted."""
-    from filters import gopher_words as kernels
-
-    data, offsets = _utf8_buffers(_special_table()[0])
-    return np.sort(kernels.span_hashes(data, offsets[:-1], offsets[1:]))
+def _special_keys() -> tuple[np.ndarray, np.ndarray]:
+    """The special-case keys as UTF-8 bytes and offsets (for ``gopher_words.chunk_spans``)."""
+    return _utf8_buffers(_special_table()[0])
 
 
 class _LastWords:

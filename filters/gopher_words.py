@@ -26,7 +26,6 @@ CLASS_PLAIN = 2  # \p{L} or \p{N}: a chunk of these only is one word (but see ``
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
-_HASH_FILTER_MASK = np.uint64(0xFFFF)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -73,22 +72,40 @@ def _count_chunks(data, offsets, classes):
     return count
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _fnv(data, lo, hi):
+    h = _FNV_OFFSET
+    for i in range(lo, hi):
+        h = (h ^ np.uint64(data[i])) * _FNV_PRIME
+    return h
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _head_slot(data, lo, hi):
+    """A byte string's slot in a 32k filter: its length (up to 31) and first and last bytes."""
+    return (min(hi - lo, 31) << 10) | ((np.int64(data[lo]) & 31) << 5) | (np.int64(data[hi - 1]) & 31)
+
+
 @njit(cache=True, nogil=True)
-def chunk_spans(data, offsets, classes, special_hashes):
-    """Every chunk of every document, in document then text order: its document, byte span, FNV
-    hash, and whether the tokenizer must see it (``needs``). A chunk of letters and digits only is
-    one word unless it is a special case (its hash among ``special_hashes``, sorted; a collision
-    only sends a chunk to the tokenizer, which answers exactly) or it may end with a unit after a
-    digit ("5km": it has an ASCII digit and does not end with one)."""
-    # Most chunks are no special case: a bit per low 16 bits of the hash turns them away first.
-    special_filter = np.zeros(np.int64(_HASH_FILTER_MASK) + 1, dtype=np.bool_)
-    for h in special_hashes:
-        special_filter[h & _HASH_FILTER_MASK] = True
+def chunk_spans(data, offsets, classes, key_data, key_offsets):
+    """Every chunk of every document, in document then text order: its document, byte span, and
+    whether the tokenizer must see it (``needs``), with its FNV hash where it does. A chunk of
+    letters and digits only is one word unless it is a special case (one of the keys, UTF-8 in
+    ``key_data``/``key_offsets``: looked up by hash, so that a collision only sends a chunk to the
+    tokenizer, which answers exactly) or it may end with a unit after a digit ("5km": it has an
+    ASCII digit and does not end with one)."""
+    keys = len(key_offsets) - 1
+    special_hashes = np.sort(span_hashes(key_data, key_offsets[:-1], key_offsets[1:]))
+    # Most chunks are no special case: their length and first and last bytes turn them away
+    # before any hashing.
+    special_heads = np.zeros(32 << 10, dtype=np.bool_)
+    for t in range(keys):
+        special_heads[_head_slot(key_data, key_offsets[t], key_offsets[t + 1])] = True
     n = _count_chunks(data, offsets, classes)
     doc = np.empty(n, dtype=np.uint32)
     start = np.empty(n, dtype=np.int64)
     stop = np.empty(n, dtype=np.int64)
-    hashes = np.empty(n, dtype=np.uint64)
+    hashes = np.zeros(n, dtype=np.uint64)
     needs = np.empty(n, dtype=np.bool_)
     k = -1
     for d in range(len(offsets) - 1):
@@ -98,7 +115,6 @@ def chunk_spans(data, offsets, classes, special_hashes):
         plain = True
         digit = False
         last_digit = False
-        h = _FNV_OFFSET
         while True:
             at = i
             if i < end:
@@ -109,12 +125,17 @@ def chunk_spans(data, offsets, classes, special_hashes):
                 space = True
             if inside and space:  # the chunk ends before ``at``
                 stop[k] = at
-                hashes[k] = h
                 special = False
-                if plain and special_filter[h & _HASH_FILTER_MASK]:
+                hashed = False
+                h = _FNV_OFFSET
+                if plain and special_heads[_head_slot(data, start[k], at)]:
+                    h = _fnv(data, start[k], at)
+                    hashed = True
                     j = np.searchsorted(special_hashes, h)
                     special = j < len(special_hashes) and special_hashes[j] == h
                 needs[k] = not plain or special or (digit and not last_digit)
+                if needs[k]:
+                    hashes[k] = h if hashed else _fnv(data, start[k], at)
             if not space:
                 if not inside:
                     k += 1
@@ -122,9 +143,6 @@ def chunk_spans(data, offsets, classes, special_hashes):
                     start[k] = at
                     plain = True
                     digit = False
-                    h = _FNV_OFFSET
-                for b in range(at, i):
-                    h = (h ^ np.uint64(data[b])) * _FNV_PRIME
                 plain = plain and (classes[cp] & CLASS_PLAIN) != 0
                 last_digit = 48 <= cp <= 57
                 digit = digit or last_digit
@@ -296,7 +314,7 @@ def _has(classes, cp, bit):
     return (classes[cp] & bit) != 0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _cp_hash(cps, lo, hi):
     h = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(hi - lo)
     for i in range(lo, hi):
@@ -310,7 +328,7 @@ def filter_slot(first, length):
     return (min(length, 63) << 12) | (first & 4095)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _find_string(cps, lo, hi, table_filter, table_hash, table_index, table_cps, table_offsets):
     """The index of the string cps[lo:hi] in a table of strings (``table_cps``/``table_offsets``,
     looked up by ``_cp_hash``: ``table_hash`` sorted, ``table_index`` alongside), or -1. Most
@@ -334,7 +352,7 @@ def _find_string(cps, lo, hi, table_filter, table_hash, table_index, table_cps, 
     return -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _prefix_length(cps, lo, hi, classes):
     """spaCy's prefix at the start of cps[lo:hi] (``_PREFIX``): its length, 0 if none."""
     if hi <= lo:
@@ -356,7 +374,7 @@ def _prefix_length(cps, lo, hi, classes):
     return 0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _units_after_digit(cps, lo, hi, unit_filter, unit_hash, unit_index, unit_cps, unit_offsets, max_unit):
     """``_SUFFIX_AFTER_DIGIT`` on cps[lo:hi]: the length of the unit (or currency, or "+") ending it
     after an ASCII digit, the leftmost such digit deciding; 0 if none."""
@@ -366,7 +384,7 @@ def _units_after_digit(cps, lo, hi, unit_filter, unit_hash, unit_index, unit_cps
     return 0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _suffix_length(cps, lo, hi, classes, unit_filter, unit_hash, unit_index, unit_cps, unit_offsets, max_unit):
     """spaCy's suffix at the end of cps[lo:hi]: the longest of ``_SUFFIX_FIXED``,
     ``_SUFFIX_AFTER_DIGIT`` and ``_SUFFIX_DOT`` (each the leftmost match ending there); 0 if none."""
@@ -580,7 +598,7 @@ def _context_after(rule, c, classes):
     return _has(classes, c, CLASS_ALPHA)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _infix_length(cps, i, hi, cut, lo, rule, classes):
     """The infix of context rule ``rule`` at cps[i], followed by its context character with no cut
     in between: its length, 0 if none (the hyphens: the first alternative that fits)."""
@@ -645,7 +663,7 @@ def _split_infixes(cps, lo, hi, classes, cut):
                     i += 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _same_tokens(cps, lo, hi, table_cps, table_offsets, t):
     a = table_offsets[t]
     if table_offsets[t + 1] - a != hi - lo:
