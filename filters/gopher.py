@@ -14,15 +14,19 @@ the repetition rules are sequences of these words. A plain regex is not close en
 ``\\w+|[^\\w\\s]+`` as the words, 2,621 of the 3,010 real-crawl documents get another word count,
 and the keep/reject decisions agree with datatrove's on only 97.3% (quality) and 96.1% (repetition).
 
-``spacy_en_words`` therefore re-implements spaCy's tokenizer as whole-batch Polars operations (no
-Python per document or per word): whitespace chunks (Python's ``str.isspace``), each distinct chunk
-once; most are plain words and stay whole; the others go through spaCy's special cases (its 1,347
-contractions, abbreviations and emoticons, embedded and checked against spaCy by the tests), its
-prefix/suffix loop with the special-case checks in spaCy's order (a few vectorized rounds over the
-chunks still changing), its URL match, its infix rules (Rust's regex has no look-around: the context
-is consumed and each rule runs twice), and its second pass that re-merges special cases split by
-the affix rules (``word):`` is ``word`` and ``):``). On the 3,010 documents of ``../shared/data/crawl``
-the word lists equal spaCy's for all but one document. What differs, all rare:
+``spacy_en_words`` therefore re-implements spaCy's tokenizer for whole batches, with no Python per
+document or per word. Compiled passes (Numba, ``filters/gopher_words.py``) over the batch's UTF-8
+bytes cut the whitespace chunks (Python's ``str.isspace``), keep the plain words (letters and digits
+only: most chunks) whole, and run every other distinct chunk, once, through spaCy's special cases
+(its 1,347 contractions, abbreviations and emoticons, embedded and checked against spaCy by the
+tests), its prefix/suffix loop with the special-case checks in spaCy's order, its URL match (the
+one regex pass, on the cores with a "."), its infix rules, and its second pass that re-merges
+special cases split by the affix rules (``word):`` is ``word`` and ``):``). The kernels read their
+character classes from a table the regex engine fills from the class definitions below, and follow
+a Polars formulation of the same rules (``_tokenize_chunks``: vectorized rounds of the affix loop
+over the chunks still changing; Rust's regex has no look-around, so the infix context is consumed
+and each rule runs twice), which the tests hold them to. On the 3,010 documents of
+``../shared/data/crawl`` the word lists equal spaCy's for all but one document. What differs, all rare:
 
 * spaCy's second pass matches the special cases over the whole token sequence, spaces included;
   a match that spans a space is never applied but, like any match, blocks the ones overlapping it,
@@ -199,12 +203,6 @@ _URL = (
     rf"|(?:(?:[{_HOST_CHAR}][{_HOST_CHAR}_\-]{{0,62}})?[{_HOST_CHAR}]\.)+(?:[{_ALPHA_LOWER}]{{2,63}})"
     r")(?::\d{2,5})?(?:[/?#]\S*)?$"
 )
-# A chunk of letters and digits only: no prefix, suffix (but a unit after a digit), infix or URL.
-_PLAIN = r"^[\p{L}\p{N}]+$"
-# A plain core and one suffix the affix loop would take off unconditionally (a punctuation mark or
-# quote, or "'s"), or a "." after a lowercase ASCII letter or a digit (``_SUFFIX_DOT``'s context).
-# spacy_en_words tests the core (not special, no unit after a digit) before taking this shortcut.
-_ONE_SUFFIX = rf"^([\p{{L}}\p{{N}}]+?)(['’][sS]|[{_SUFFIX_SINGLE}])$|^([\p{{L}}\p{{N}}]*[a-z0-9])(\.)$"
 # Chunks with more stacked affixes than this are peeled in bulk (no special-case checks in between).
 _MAX_AFFIX_ROUNDS = 12
 
@@ -403,7 +401,9 @@ def _split_infixes(core: pl.Expr) -> pl.Expr:
 
 
 def _tokenize_chunks(chunks: pl.Series, with_special_cases: bool = True) -> pl.Series:
-    """spaCy's English tokenizer on whitespace-free chunks: each chunk's tokens, wrapped (``_wrap``)."""
+    """spaCy's English tokenizer on whitespace-free chunks: each chunk's tokens, wrapped (``_wrap``).
+    The Polars formulation that the compiled kernels (``_tokenize_compiled``) follow step for step:
+    it builds the second pass's table (``_special_merges``) and is the tests' reference."""
     keys, values = _special_table()
     special = _is_special if with_special_cases else (lambda expr: pl.lit(False))
     s = pl.col("s")
@@ -450,33 +450,158 @@ def spacy_en_words(text: pl.Series) -> pl.DataFrame:
     """The words of every document, as datatrove's ``split_into_words(text, "en")`` gives them
     (spaCy's blank English tokenizer, whitespace tokens dropped), in one long frame: ``doc`` (the row
     of ``text``, u32) and ``word``, in document then text order. Null text has no words."""
-    chunks = pl.DataFrame({"text": text.fill_null("")}).select(
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("doc"),
-        pl.col("text").str.extract_all(_CHUNK).alias("chunk"),
-    ).explode("chunk").drop_nulls("chunk")
-    # Tokenize each distinct chunk once. Most are plain words (letters and digits only) that no
-    # rule splits: one token, unless a special case ("dont") or a unit after a number ("5km").
-    unique = pl.DataFrame({"chunk": chunks.get_column("chunk").unique()})
-    chunk = pl.col("chunk")
-    split = unique.filter(~chunk.str.contains(_PLAIN) | _is_special(chunk) | chunk.str.contains(_SUFFIX_AFTER_DIGIT))
-    # Most of the rest is a plain word with one punctuation mark after it ("word,", "word.",
-    # "word's"): two tokens, split in one regex pass instead of the affix loop.
-    parts = split.select(chunk, chunk.str.extract_groups(_ONE_SUFFIX).alias("g")).unnest("g")
-    core = pl.coalesce("1", "3")
-    one_suffix = parts.filter(
-        core.is_not_null() & ~_is_special(chunk) & ~_is_special(core) & ~core.str.contains(_SUFFIX_AFTER_DIGIT)
-    ).select(chunk, (" " + core + "  " + pl.coalesce("2", "4") + " ").alias("tokens"))
-    rest = split.join(one_suffix, on="chunk", how="anti")
-    mapping = pl.concat([
-        rest.with_columns(_tokenize_chunks(rest.get_column("chunk")).alias("tokens")),
-        one_suffix.with_columns(pl.col("tokens").str.replace_many(*_special_merges(), leftmost=True)),
-    ])
-    return (
-        chunks.join(mapping, on="chunk", how="left", maintain_order="left")
-        .select("doc", pl.coalesce("tokens", "chunk").str.split(" ").alias("word"))
-        .explode("word")
-        .filter(pl.col("word") != "")
+    from filters import gopher_words as kernels
+
+    data, offsets = _utf8_buffers(text)
+    # One compiled pass finds the chunks and tells the plain words (letters and digits only, which
+    # no rule splits: most chunks) from the ones the tokenizer must see; each of those is
+    # tokenized once, however often it occurs.
+    doc, start, stop, hashes, needs = kernels.chunk_spans(data, offsets, _class_table(), *_special_keys())
+    uid, first = kernels.distinct_spans(data, start, stop, hashes, needs)
+    tok_offsets, tok_data = kernels.gather_spans(data, start[first], stop[first])
+    tok_start, tok_stop, per_chunk = _tokenize_compiled(tok_data, tok_offsets)
+    word_doc, word_offsets, word_data = kernels.assemble_words(
+        data, doc, start, stop, uid, tok_data, tok_start, tok_stop, per_chunk
     )
+    return pl.DataFrame({"doc": pl.Series(word_doc, dtype=pl.UInt32), "word": _string_series(word_offsets, word_data)})
+
+
+def _tokenize_compiled(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """spaCy's English tokenizer on whitespace-free chunks (a string column's bytes and offsets), as
+    ``_tokenize_chunks`` does it, in compiled loops: the tokens' byte spans, and the offsets of each
+    chunk's tokens among them. Only the URL match is a regex pass (on the cores with a ".")."""
+    from filters import gopher_words as kernels
+
+    classes = _class_table()
+    cps, cp_offsets, byte_at = kernels.decode_spans(data, offsets)
+    if len(cps) > kernels.MAX_CODE_POINTS:
+        raise ValueError(f"a batch's distinct chunks hold {len(cps):,} code points; split the batch")
+    special, units, merges = _kernel_tables()
+    tok_lo, tok_hi, n_pre, n_suf, core_lo, core_hi = kernels.peel_affixes(cps, cp_offsets, classes, *special[:5], *units)
+    # The URL rule only for the cores that can be a URL: it needs a ".".
+    url = np.zeros(len(core_lo), dtype=bool)
+    maybe = np.flatnonzero(kernels.has_dot(cps, core_lo, core_hi))
+    if len(maybe):
+        cores = _string_series(*kernels.gather_spans(data, byte_at[core_lo[maybe]], byte_at[core_hi[maybe]]))
+        url[maybe] = cores.str.contains(_URL).to_numpy()
+    lo, hi, per_chunk = kernels.finish_tokens(
+        cps, cp_offsets, classes, tok_lo, tok_hi, n_pre, n_suf, core_lo, core_hi, url, *special, *merges
+    )
+    return byte_at[lo], byte_at[hi], per_chunk
+
+
+def _code_points(strings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    cps = np.frombuffer("".join(strings).encode("utf-32-le"), dtype=np.uint32).astype(np.int32)
+    return cps, np.concatenate([[0], np.cumsum([len(x) for x in strings])]).astype(np.int64)
+
+
+def _string_lookup(strings: list[str]) -> tuple[np.ndarray, ...]:
+    """A table of strings for the kernels' ``_find_string``: (filter, sorted hashes, string index per
+    hash, code points, offsets)."""
+    from filters import gopher_words as kernels
+
+    cps, offsets = _code_points(strings)
+    hashes = kernels.string_hashes(cps, offsets)
+    order = np.argsort(hashes, kind="stable")
+    may_hold = np.zeros(64 << 12, dtype=np.bool_)
+    for s in strings:
+        may_hold[kernels.filter_slot(ord(s[0]), len(s))] = True
+    return may_hold, hashes[order], order.astype(np.int64), cps, offsets
+
+
+@lru_cache(maxsize=1)
+def _kernel_tables():
+    """The special cases, units and second-pass merges as the kernels read them."""
+    from filters import gopher_words as kernels
+
+    keys = _special_table()[0].to_list()
+    tokens = [special_cases()[key] for key in keys]
+    special = _string_lookup(keys) + (
+        np.concatenate([[0], np.cumsum([len(t) for t in tokens])]).astype(np.int64),
+        np.array([len(x) for t in tokens for x in t], dtype=np.int64),
+    )
+    unit_strings = ["+"] + _SPACY_CURRENCY + _SPACY_UNITS
+    units = _string_lookup(unit_strings) + (max(len(u) for u in unit_strings),)
+    # Merges: each pattern's tokens (looked up by the hash of the first), and its special tokens.
+    patterns, replacements = _special_merges()
+    pattern_tokens = [[t for t in p.split(" ") if t] for p in patterns]
+    replacement_tokens = [[t for t in r.split(" ") if t] for r in replacements]
+    token_cps, token_offsets = _code_points([t for p in pattern_tokens for t in p])
+    first_hash = kernels.string_hashes(*_code_points([p[0] for p in pattern_tokens]))
+    order = np.lexsort((np.arange(len(first_hash)), first_hash))  # by hash, then pattern order
+    merges = (
+        first_hash[order], order.astype(np.int64),
+        np.concatenate([[0], np.cumsum([len(p) for p in pattern_tokens])]).astype(np.int64),
+        token_cps, token_offsets,
+        np.concatenate([[0], np.cumsum([len(r) for r in replacement_tokens])]).astype(np.int64),
+        np.array([len(t) for r in replacement_tokens for t in r], dtype=np.int64),
+    )
+    return special, units, merges
+
+
+def _utf8_buffers(text: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A string column's UTF-8 bytes and its offsets (one more than the rows; null is "")."""
+    arr = text.fill_null("").rechunk().to_arrow()
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    _, offsets, data = arr.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    return data, offsets
+
+
+def _string_series(offsets: np.ndarray, data: np.ndarray) -> pl.Series:
+    arr = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    return pl.Series(arr)
+
+
+@lru_cache(maxsize=1)
+def _class_table() -> np.ndarray:
+    """The character classes of the compiled kernels (``filters.gopher_words``), one bit set per code
+    point, computed by the regex engine from the same class definitions as the Polars path."""
+    from filters import gopher_words as k
+
+    return _class_bits({
+        k.CLASS_SPACE: r"[\s\x1c-\x1f]",
+        k.CLASS_PLAIN: r"[\p{L}\p{N}]",
+        k.CLASS_PREFIX: f"[{_PREFIX_SINGLE}{_SPACY_ICONS}]",
+        k.CLASS_SUFFIX: f"[{_SUFFIX_SINGLE}{_SPACY_ICONS}]",
+        k.CLASS_DOT_CONTEXT: f"[{_DOT_CONTEXT}]",
+        k.CLASS_UPPER: f"[{_ALPHA_UPPER}]",
+        k.CLASS_LOWER_QUOTE: f"[{_ALPHA_LOWER}{_QUOTE_CHARS}]",
+        k.CLASS_UPPER_QUOTE: f"[{_ALPHA_UPPER}{_QUOTE_CHARS}]",
+        k.CLASS_ALPHA: f"[{_ALPHA}]",
+        k.CLASS_ALPHA_DIGIT: f"[{_ALPHA}0-9]",
+        k.CLASS_ICON: f"[{_SPACY_ICONS}]",
+        k.CLASS_INFIX: _INFIX_ANY,
+        k.CLASS_PUNCTUATION: f"[{_DATATROVE_PUNCTUATION}]",
+        k.CLASS_LETTER: r"\p{L}",
+        k.CLASS_SPACELESS: _SPACELESS_CHAR,
+        k.CLASS_LETTER_MARK: r"[\p{L}\p{M}]",
+    })
+
+
+def _class_bits(classes: dict[int, str]) -> np.ndarray:
+    """uint16 per code point: ``bit`` set where the one-character regex ``classes[bit]`` matches."""
+    scalar = np.r_[np.arange(0, 0xD800), np.arange(0xE000, 0x110000)].astype(np.uint32)  # no surrogates
+    every = pl.Series([scalar.tobytes().decode("utf-32-le")])
+    table = np.zeros(0x110000, dtype=np.uint16)
+    for bit, pattern in classes.items():
+        # One pass over a string of every code point: what the class does not remove is outside it.
+        left = every.str.replace_all(pattern, "").item()
+        member = np.zeros(0x110000, dtype=bool)
+        member[scalar] = True
+        member[np.frombuffer(left.encode("utf-32-le"), dtype=np.uint32)] = False
+        table[member] |= bit
+    return table
+
+
+@lru_cache(maxsize=1)
+def _special_keys() -> tuple[np.ndarray, np.ndarray]:
+    """The special-case keys as UTF-8 bytes and offsets (for ``gopher_words.chunk_spans``)."""
+    return _utf8_buffers(_special_table()[0])
 
 
 class _LastWords:
@@ -556,7 +681,6 @@ FF08-FF09 FF0C FF0E FF11 FF1A-FF1B FF1F FF5E FF61 10A56-10A57 10F55-10F59 10F86-
 1144B-1144C 115C2-115C3 115C9-115D7 11641-11642 1173C-1173E 11944 11946 11A42-11A43 11A9B-11A9C
 11C41-11C42 11EF7-11EF8 11F43-11F44 16A6E-16A6F 16AF5 16B37-16B38 16B44 16E98 1BC9F 1DA88
 """)
-_NON_SYMBOL = f"[^{_DATATROVE_PUNCTUATION}]"
 # str.splitlines() boundaries (\r\n counts once) and the whitespace that can sit inside a line.
 _LINE_BREAK = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]"
 _INLINE_SPACE = r"[\t \x1f\xa0\u1680\u2000-\u200a\u202f\u205f\u3000]"
@@ -603,28 +727,16 @@ def _spaced_script(frame: pl.DataFrame, threshold: float | None) -> pl.Series:
     """False where at least ``threshold`` of a text's letters (and marks) are Han, kana, Thai, Lao,
     Khmer, Myanmar or Tibetan: scripts written without spaces between words. (Letters only, so
     that the spaces, digits, punctuation and markup around a Chinese navigation menu do not make
-    it look like English; letters are counted only in the texts that have such a character.)"""
+    it look like English.) The counts are one compiled pass over the text (``script_counts``)."""
     if threshold is None:
         return pl.repeat(True, frame.height, eager=True)
-    text = pl.col("text").fill_null("")
-    some = frame.select(text.str.contains(_SPACELESS_CHAR)).to_series().to_numpy()
-    if not some.any():
-        return pl.Series(np.ones(frame.height, dtype=bool))
-    # Counted only where needed (each count is a regex pass): the space-less characters in the
-    # texts that have one; the letters only where the share of *all* characters does not already
-    # decide (letters <= characters, so spaceless >= threshold * characters settles it).
-    sub = frame.filter(pl.Series(some)).select(
-        text.str.count_matches(_SPACELESS_CHAR).alias("spaceless"), text.str.len_chars().alias("chars")
-    )
-    spaceless = sub.get_column("spaceless").to_numpy().astype(np.float64)
-    decided = spaceless >= threshold * sub.get_column("chars").to_numpy()
-    undecided = np.flatnonzero(some)[~decided]
-    if len(undecided):
-        letters = frame[undecided].select(text.str.count_matches(r"[\p{L}\p{M}]")).to_series().to_numpy()
-        decided[~decided] = spaceless[~decided] >= threshold * letters
-    out = np.ones(frame.height, dtype=bool)
-    out[some] = ~decided
-    return pl.Series(out)
+    from filters import gopher_words as kernels
+
+    chars, spaceless, letters = kernels.script_counts(*_utf8_buffers(frame.get_column("text")), _class_table())
+    spaceless = spaceless.astype(np.float64)
+    # letters <= characters: a share of all characters at the threshold settles it
+    exempt = (spaceless > 0) & ((spaceless >= threshold * chars) | (spaceless >= threshold * letters))
+    return pl.Series(~exempt)
 
 
 def _unknown(lang: pl.Expr) -> pl.Expr:
@@ -741,25 +853,22 @@ class GopherQualityFilter(RuleFilter):
         object.__setattr__(self, "stop_word_languages", _check_languages("stop_word_languages", self.stop_word_languages))
 
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
+        from filters import gopher_words as kernels
+
         n = frame.height
         text = pl.col("text").fill_null("")
         words = _LAST_WORDS.words(frame.get_column("text"), self.name)
-        stats = words.select(
-            "doc",
-            pl.col("word").str.contains(_NON_SYMBOL).alias("non_symbol"),
-            pl.col("word").str.len_chars().alias("length"),
-            pl.col("word").str.contains(r"\p{L}").alias("alpha"),
-            pl.col("word").is_in(pl.lit(pl.Series(list(self.stop_words), dtype=pl.String)).implode()).alias("stop"),
-        )
-        doc = stats.get_column("doc").to_numpy()
-        non_symbol = stats.get_column("non_symbol").to_numpy()
-        length = stats.get_column("length").to_numpy().astype(np.float64)
-        stop = words.filter(stats.get_column("stop")).unique()  # distinct (document, stop word)
+        doc = words.get_column("doc").to_numpy()
+        word_data, word_offsets = _utf8_buffers(words.get_column("word"))
+        # symbol words (punctuation only), their lengths, words with a letter: one compiled pass
+        non_symbol, non_symbol_chars, alpha = kernels.word_counts(doc, word_offsets, word_data, _class_table(), n)
+        is_stop = words.get_column("word").is_in(pl.Series(list(self.stop_words), dtype=pl.String).implode())
+        stop = words.filter(is_stop).unique()  # distinct (document, stop word)
         frame = frame.with_columns(
             pl.Series("_words", _scatter_counts(doc, n).astype(np.int64)),
-            pl.Series("_non_symbol", _scatter_counts(doc[non_symbol], n).astype(np.int64)),
-            pl.Series("_non_symbol_chars", _scatter_counts(doc[non_symbol], n, length[non_symbol])),
-            pl.Series("_alpha", _scatter_counts(doc[stats.get_column("alpha").to_numpy()], n).astype(np.int64)),
+            pl.Series("_non_symbol", non_symbol),
+            pl.Series("_non_symbol_chars", non_symbol_chars),
+            pl.Series("_alpha", alpha),
             pl.Series("_stop", _scatter_counts(stop.get_column("doc").to_numpy(), n).astype(np.int64)),
             text.str.count_matches("#", literal=True).alias("_hashes"),
             text.str.count_matches(r"\.\.\.|…").alias("_ellipses"),
@@ -813,40 +922,12 @@ class GopherQualityFilter(RuleFilter):
 
 _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it is a bijection mod 2**64
 _DOC_MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)
-_MAX_SKIP_ROUNDS = 32
-
-
-def _greedy_chain(starts: np.ndarray, n: int) -> np.ndarray:
-    """``starts`` sorted: the ones datatrove's loop picks, from the first: the first start, then the
-    first start at least ``n`` after the previous pick, and so on. Pointer doubling: ``log2`` rounds
-    of NumPy gathers instead of one Python step per pick."""
-    m = len(starts)
-    if m == 0:
-        return starts
-    jump = np.append(np.searchsorted(starts, starts + n, side="left"), m)  # next pick's index; m = none
-    path = np.zeros(1, dtype=np.int64)  # indices at chain distances [0, 2**k)
-    while True:
-        step = jump[path]
-        step = step[step < m]
-        if len(step) == 0:
-            return starts[path]
-        path = np.concatenate([path, step])
-        jump = jump[jump]
 
 
 def _doc_key(doc: np.ndarray, gram: np.ndarray) -> np.ndarray:
     """One 64-bit key per (document, n-gram hash)."""
     with np.errstate(over="ignore"):
         return gram ^ (doc.astype(np.uint64) * _DOC_MULTIPLIER)
-
-
-def _skipped(picks: np.ndarray, n: int, positions: np.ndarray) -> np.ndarray:
-    """Whether each of ``positions`` lies inside a window ``(pick, pick + n)`` that the loop jumps
-    over (``picks`` sorted; the windows never overlap)."""
-    if len(picks) == 0:
-        return np.zeros(len(positions), dtype=bool)
-    before = np.searchsorted(picks, positions, side="left") - 1  # the last pick < position
-    return (before >= 0) & (positions - picks[np.maximum(before, 0)] < n)
 
 
 def duplicated_ngram_chars(
@@ -859,73 +940,13 @@ def duplicated_ngram_chars(
     spaces). The n-grams that occur once in their document may be left out: they are never a
     duplicate. datatrove's loop walks the n-grams; one seen before adds its characters and makes
     the loop jump ``n`` words ahead, and the n-grams it jumps over are *not* added to the seen set.
+    That loop, compiled (``gopher_words.duplicate_loop``: one pass, a hash table per document of
+    the n-grams seen)."""
+    from filters import gopher_words as kernels
 
-    Columnar form: (1) take every n-gram as seen (a duplicate is one that is not the first of its
-    value in its document), (2) pick the duplicates the loop stops at (``_greedy_chain``), (3) find
-    the n-grams jumped over. Unless the first occurrence of an n-gram was jumped over, that is
-    exactly the loop's answer. In the documents where one was, repeat with "seen" meaning an
-    earlier occurrence that was not jumped over, until the jumped-over set stops changing: each
-    round settles at least the next place where it differs from the loop's, and the fixed point is
-    the loop's answer (``_settle``). Documents still changing after ``_MAX_SKIP_ROUNDS`` rounds run
-    the loop itself (``_loop_picks``).
-    """
-    if len(position) == 0:
-        return np.zeros(n_docs, dtype=np.float64)
-    first = pl.Series(_doc_key(doc, gram)).is_first_distinct().to_numpy()
-    picks = _greedy_chain(position[~first], n)
-    unsettled = np.unique(doc[first & _skipped(picks, n, position)])
-    if len(unsettled):
-        rows = np.flatnonzero(np.isin(doc, unsettled))
-        picks = picks[~np.isin(doc[np.searchsorted(position, picks)], unsettled)]
-        picks = np.sort(np.concatenate([picks, _settle(doc[rows], gram[rows], position[rows], n)]))
-    where = np.searchsorted(position, picks)
-    return np.bincount(doc[where], weights=chars[where].astype(np.float64), minlength=n_docs)[:n_docs]
-
-
-def _settle(doc: np.ndarray, gram: np.ndarray, position: np.ndarray, n: int) -> np.ndarray:
-    """The loop's picks in the documents where a jumped-over first occurrence matters (see
-    ``duplicated_ngram_chars``)."""
-    key = _doc_key(doc, gram)
-    order = np.argsort(key, kind="stable")  # the occurrences of one n-gram together, in text order
-    sorted_key = key[order]
-    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
-    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
-    sorted_position = position[order]
-    never = np.iinfo(np.int64).max
-    skipped = None
-    for _ in range(_MAX_SKIP_ROUNDS):
-        if skipped is None:  # round 0: every occurrence is seen
-            first_seen = sorted_position[starts]
-        else:
-            first_seen = np.minimum.reduceat(np.where(skipped[order], never, sorted_position), starts)
-        duplicate = np.empty(len(position), dtype=bool)
-        duplicate[order] = sorted_position > first_seen[group]
-        picks = _greedy_chain(position[duplicate], n)
-        new_skipped = _skipped(picks, n, position)
-        if skipped is not None and np.array_equal(new_skipped, skipped):
-            return picks
-        skipped = new_skipped
-    return _loop_picks(doc, gram, position, n)
-
-
-def _loop_picks(doc: np.ndarray, gram: np.ndarray, position: np.ndarray, n: int) -> np.ndarray:
-    """datatrove's loop itself, over the hashed n-grams (``_settle``'s fallback, not reached on real
-    text: it takes more than ``_MAX_SKIP_ROUNDS`` chained jumped-over first occurrences). The
-    n-grams given may skip positions (the ones that occur once, which can never be duplicates)."""
-    picks = []
-    bounds = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1], True])
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        grams, starts, seen, i = gram[lo:hi].tolist(), position[lo:hi].tolist(), set(), 0
-        while i < len(grams):
-            if grams[i] in seen:
-                picks.append(starts[i])
-                resume = starts[i] + n
-                while i < len(grams) and starts[i] < resume:
-                    i += 1
-            else:
-                seen.add(grams[i])
-                i += 1
-    return np.asarray(picks, dtype=np.int64)
+    return kernels.duplicate_loop(
+        doc.astype(np.int64), gram.astype(np.uint64), position.astype(np.int64), chars.astype(np.float64), n, n_docs
+    )
 
 
 def top_ngram_chars(
@@ -933,22 +954,13 @@ def top_ngram_chars(
 ) -> np.ndarray:
     """datatrove's ``find_top_duplicate``: the most frequent n-gram's length (words joined by
     spaces: ``chars``) times its count; among equally frequent ones, the first to appear (as
-    ``Counter.most_common(1)`` picks it). Documents without n-grams: 0."""
-    out = np.zeros(n_docs, dtype=np.float64)
-    if len(position) == 0:
-        return out
-    groups = (
-        pl.DataFrame({"key": _doc_key(doc, gram), "doc": doc, "position": position, "chars": chars})
-        .group_by("key")
-        .agg(pl.len().alias("count"), pl.col("doc").first(), pl.col("position").first(), pl.col("chars").first())
+    ``Counter.most_common(1)`` picks it). Documents without n-grams: 0. (Compiled:
+    ``gopher_words.top_ngram``, one pass counting in a hash table.)"""
+    from filters import gopher_words as kernels
+
+    return kernels.top_ngram(
+        doc.astype(np.int64), gram.astype(np.uint64), position.astype(np.int64), chars.astype(np.float64), n_docs
     )
-    count = groups.get_column("count").to_numpy().astype(np.int64)
-    group_doc = groups.get_column("doc").to_numpy()
-    # per document: the most frequent first, then the first to appear
-    order = np.lexsort((groups.get_column("position").to_numpy(), -count, group_doc))
-    best = order[np.r_[True, group_doc[order][1:] != group_doc[order][:-1]]]
-    out[group_doc[best]] = groups.get_column("chars").to_numpy()[best] * count[best]
-    return out
 
 
 def _pairs(name: str, value) -> tuple[tuple[int, float], ...]:
@@ -1073,6 +1085,8 @@ class GopherRepetitionFilter(RuleFilter):
         wanted = sorted({n for n, _ in self.top_n_grams} | {n for n, _ in self.dup_n_grams})
         if not wanted:
             return {}
+        from filters import gopher_words as kernels
+
         words = _LAST_WORDS.words(text, self.name)
         doc = words.get_column("doc").to_numpy().astype(np.int64)
         lengths = words.get_column("word").str.len_chars().to_numpy().astype(np.int64)
@@ -1091,7 +1105,7 @@ class GopherRepetitionFilter(RuleFilter):
                 position = position[keep]
                 with np.errstate(over="ignore"):
                     gram = gram[keep] * _HASH_MULTIPLIER + word_hash[position + n - 1]
-            repeats = pl.Series(_doc_key(doc[position], gram)).is_duplicated().to_numpy()
+            repeats = kernels.repeated(doc[position], gram)
             position, gram = position[repeats], gram[repeats]
             if n in top:
                 chars = cum_chars[position + n] - cum_chars[position] + (n - 1)

@@ -12,7 +12,6 @@ import re
 import resource
 import time
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import orjson
@@ -330,12 +329,11 @@ def _loop(words, n):
     st.lists(st.lists(st.sampled_from(["a", "bb", "ccc"]), max_size=60), min_size=1, max_size=4),
     st.integers(2, 7),
     st.booleans(),
-    st.sampled_from([gopher._MAX_SKIP_ROUNDS, 0]),
 )
-def test_duplicated_ngram_chars_is_datatrove_loop(docs, n, repeated_only, rounds):
-    """The columnar fixed point equals the loop, including where a jumped-over n-gram's first
-    occurrence matters (small vocabularies make that common); given all n-grams or, as the stage
-    does, only those that occur twice or more; and so does the loop fallback (``rounds=0``)."""
+def test_duplicated_ngram_chars_is_datatrove_loop(docs, n, repeated_only):
+    """The compiled loop over hashed n-grams equals datatrove's over words, including where a
+    jumped-over n-gram's first occurrence matters (small vocabularies make that common); given all
+    n-grams or, as the stage does, only those that occur twice or more."""
     vocabulary = {"a": 1, "bb": 2, "ccc": 3}
     doc = np.repeat(np.arange(len(docs)), [len(d) for d in docs]).astype(np.int64)
     flat = [w for d in docs for w in d]
@@ -352,9 +350,33 @@ def test_duplicated_ngram_chars_is_datatrove_loop(docs, n, repeated_only, rounds
     if repeated_only:
         keep = pl.DataFrame({"d": doc[position], "g": gram}).select(pl.len().over("d", "g") > 1).to_series().to_numpy()
         position, gram, chars = position[keep], gram[keep], chars[keep]
-    with mock.patch.object(gopher, "_MAX_SKIP_ROUNDS", rounds):
-        got = duplicated_ngram_chars(doc[position], gram, position, chars, n, len(docs))
+    got = duplicated_ngram_chars(doc[position], gram, position, chars, n, len(docs))
     assert got.tolist() == [_loop(d, n) for d in docs]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["a", "bb", "ccc", "dddd"]), max_size=40), min_size=1, max_size=4), st.integers(1, 4))
+def test_top_ngram_chars_is_datatroves_most_common(docs, n):
+    """The compiled count equals ``Counter.most_common(1)`` over the n-grams (ties: the first seen),
+    its words joined by spaces, times its count."""
+    from collections import Counter
+
+    vocabulary = {"a": 1, "bb": 2, "ccc": 3, "dddd": 4}
+    doc, gram, position, chars, start = [], [], [], [], 0
+    want = []
+    for d, words_ in enumerate(docs):
+        grams = [tuple(words_[i:i + n]) for i in range(len(words_) - n + 1)]
+        for i, g in enumerate(grams):
+            doc.append(d)
+            gram.append(sum(vocabulary[w] * 10 ** (2 * k) for k, w in enumerate(g)))
+            position.append(start + i)
+            chars.append(len(" ".join(g)))
+        start += len(words_)
+        top = Counter(grams).most_common(1)
+        want.append(len(" ".join(top[0][0])) * top[0][1] if top else 0)
+    got = gopher.top_ngram_chars(np.array(doc, dtype=np.int64), np.array(gram, dtype=np.uint64),
+                                 np.array(position, dtype=np.int64), np.array(chars, dtype=np.int64), len(docs))
+    assert got.tolist() == want
 
 
 # --- degenerate documents ---------------------------------------------------------------------
@@ -539,15 +561,76 @@ _SUFFIXES = list(",;:!?)]}>\"'”’»…。，") + ["'s", "’S", ".", "'", "%"
              min_size=1, max_size=4),
     st.sampled_from(_SUFFIXES + [""]),
 ), min_size=1, max_size=30))
-def test_one_suffix_shortcut_equals_the_affix_loop(pairs):
-    """spacy_en_words splits "word," and "word." in one regex pass; the answer must be the affix
-    loop's (``_tokenize_chunks``), special cases ("dont,", "Mr.", "e.") and units ("5km.") included."""
+def test_plain_word_and_suffix_equals_the_affix_loop(pairs):
+    """spacy_en_words on "word," and "word." (most of the chunks a rule splits) must answer as the
+    Polars affix loop (``_tokenize_chunks``), special cases ("dont,", "Mr.", "e.") and units ("5km.")
+    included."""
     chunks = ["".join(core) + suffix for core, suffix in pairs]
     fast = spacy_en_words(pl.Series(chunks)).group_by("doc", maintain_order=True).agg("word")
     got = dict(zip(fast.get_column("doc").to_list(), fast.get_column("word").to_list()))
     slow = gopher._tokenize_chunks(pl.Series(chunks)).str.split(" ").to_list()
     for i, chunk in enumerate(chunks):
         assert got.get(i, []) == [w for w in slow[i] if w], chunk
+
+
+def _polars_words(texts: list[str]) -> dict[int, list[str]]:
+    """The reference path: chunks by regex, every chunk through the Polars affix loop
+    (``_tokenize_chunks``)."""
+    chunks = pl.DataFrame({"text": texts}, schema={"text": pl.String}).select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("doc"), pl.col("text").str.extract_all(gopher._CHUNK).alias("chunk")
+    ).explode("chunk").drop_nulls("chunk")
+    tokens = gopher._tokenize_chunks(chunks.get_column("chunk")).str.split(" ").to_list()
+    out: dict[int, list[str]] = {}
+    for doc, chunk_tokens in zip(chunks.get_column("doc").to_list(), tokens):
+        out.setdefault(doc, []).extend(t for t in chunk_tokens if t)
+    return out
+
+
+def _compiled_words(texts: list[str]) -> dict[int, list[str]]:
+    words = spacy_en_words(pl.Series(texts, dtype=pl.String)).group_by("doc", maintain_order=True).agg("word")
+    return dict(zip(words.get_column("doc").to_list(), words.get_column("word").to_list()))
+
+
+_PIECES = (
+    list("abcxyzABCXYZ0123459éßİΑωЖж中文ـ") + list(".,:;!?()[]{}<>_#*&'\"`‘’“”«»…-–—~+^/=%$£€§©™→🙂°²|@")
+    + ["..", "...", "……", "'s", "’S", "n't", "US$", "C$", "A$", "km", "m/s", "km/h", "°C", "Mr", "e", "U", "S",
+       "gonna", "dont", "Dont", "http://", "https://", "www.", ".com", ".org", "ex", "192.168.1.1", ":)", ":-(",
+       "<3", "''", "a.", "---", "--", "——", "a-b", "E.g", "i.e."]
+)
+_AFFIXES = list("()[]{}<>\"'`‘’“”«»…,;:!?.%$£€§") + ["..", "'s", "US$"]
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(
+    st.lists(st.sampled_from(_PIECES), min_size=1, max_size=10).map("".join),
+    st.tuples(  # more stacked affixes than the affix loop's rounds: the bulk peel
+        st.lists(st.sampled_from(_AFFIXES), max_size=16), st.lists(st.sampled_from(_PIECES), max_size=3),
+        st.lists(st.sampled_from(_AFFIXES), max_size=16),
+    ).map(lambda t: "".join(t[0] + t[1] + t[2])).filter(bool),
+), min_size=1, max_size=25))
+def test_compiled_tokenizer_equals_the_polars_path(chunks):
+    """The compiled tokenizer (``filters.gopher_words``) against the Polars affix loop it replaces,
+    on chunks made of affixes, special cases, units, URLs, infixes and letters of several scripts."""
+    assert _compiled_words(chunks) == _polars_words(chunks)
+
+
+_SEPARATORS = list(gopher.PY_WHITESPACE) + ["\u200b", "\ufeff", "\x00", "a"]  # the last four are no whitespace
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(st.one_of(st.sampled_from(_PIECES), st.sampled_from(_SEPARATORS)), max_size=30).map("".join),
+                min_size=1, max_size=8))
+def test_compiled_chunks_equal_the_regex_chunks(texts):
+    """Chunks (runs of non-whitespace, Python's ``str.isspace``) and the plain-word shortcut, against
+    the regex path; empty texts have no words."""
+    assert _compiled_words(texts) == _polars_words(texts)
+
+
+def test_compiled_tokenizer_on_empty_and_null_batches():
+    assert spacy_en_words(pl.Series([], dtype=pl.String)).height == 0
+    out = spacy_en_words(pl.Series([None, "", "  ", "a, b"], dtype=pl.String))
+    assert out.get_column("doc").to_list() == [3, 3, 3] and out.get_column("word").to_list() == ["a", ",", "b"]
+    assert out.schema == pl.Schema({"doc": pl.UInt32, "word": pl.String})
 
 
 def test_second_gopher_stage_reuses_words_only_for_unchanged_text(crawl_dir):
