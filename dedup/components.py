@@ -26,7 +26,7 @@ import functools
 
 import numpy as np
 
-from dedup.minhash import _chunks, _load_chunk, _normalise, _text_buffers, _word_spans, lsh_band_keys
+from dedup.minhash import lsh_band_keys, word_chunks
 
 
 def order_ranks(n: int, order: np.ndarray | None = None) -> np.ndarray:
@@ -335,14 +335,10 @@ def exact_keys(texts, *, lowercase: bool = False) -> np.ndarray:
     across Polars versions, so it cannot key a dedup index that outlives one run."""
     import xxhash
 
-    offsets, data = _text_buffers(texts)
-    docs = len(offsets) - 1
+    docs, chunks = word_chunks(texts, lowercase)
     out = np.empty((docs, 2), dtype=np.uint64)
     digest = xxhash.xxh3_128_digest
-    for d0, d1 in _chunks(offsets):
-        x, nb, doc_off = _load_chunk(data, offsets, d0, d1)
-        _normalise(x, nb, lowercase, False, doc_off)
-        starts, ends, word_off = _word_spans(x, nb, doc_off)
+    for d0, d1, x, nb, starts, ends, word_off in chunks:
         words = np.diff(word_off)
         # Kept: the words' bytes and, after every word but a document's last, one space.
         keep = x[:nb] > 32

@@ -32,7 +32,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedup.minhash import _chunks, _load_chunk, _normalise, _text_buffers, _word_hashes, _word_spans, fmix64
+from dedup.minhash import fmix64, word_chunks, word_hashes
 from filters.base import GlobalStage, _set_or_append, active_mask
 
 REASON = "line_dedup.empty"
@@ -44,19 +44,15 @@ _COUNT_MULT = np.uint64(0x165667B19E3779F9)  # PRIME64_5
 def piece_keys(pieces, lowercase: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The key (uint64) and word count (int64) of every piece of text; a piece without words
     has key 0 and count 0. Words are ``str.split()``'s (see ``dedup.minhash``)."""
-    offsets, data = _text_buffers(pieces)
-    n = len(offsets) - 1
+    n, chunks = word_chunks(pieces, lowercase)
     keys = np.zeros(n, dtype=np.uint64)
     counts = np.zeros(n, dtype=np.int64)
-    for d0, d1 in _chunks(offsets):
-        x, nb, doc_off = _load_chunk(data, offsets, d0, d1)
-        _normalise(x, nb, lowercase, False, doc_off)
-        starts, ends, word_off = _word_spans(x, nb, doc_off)
+    for d0, d1, x, _, starts, ends, word_off in chunks:
         words = np.diff(word_off)
         counts[d0:d1] = words
         if len(starts) == 0:
             continue
-        h = _word_hashes(x, starts, ends)
+        h = word_hashes(x, starts, ends)
         position = np.arange(len(h), dtype=np.int64) - np.repeat(word_off[:-1], words)
         with np.errstate(over="ignore"):
             h ^= position.astype(np.uint64) * _POSITION_MULT

@@ -97,7 +97,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from typing import Callable, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -378,7 +378,7 @@ def _word_spans(x: np.ndarray, nb: int, doc_off: np.ndarray) -> tuple[np.ndarray
     return starts, ends, word_off
 
 
-def _word_hashes(x: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def word_hashes(x: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """uint64 hash of each word's bytes: the word read as little-endian 8-byte lanes (the last
     one zero-padded), ``sum_j fmix64(lane_j ^ j * P1) mod 2**64``. A word of <= 8 bytes is
     ``fmix64`` of its bytes, injective (words hold no zero byte). ``x`` must have 8 bytes of
@@ -412,6 +412,34 @@ def _word_hashes(x: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndar
         fmix64(k, out=k)
         acc[longer] += np.add.reduceat(k, first)
     return acc
+
+
+class WordChunk(NamedTuple):
+    """Documents ``[first, end)`` of a batch, normalised in one buffer (see ``word_chunks``)."""
+
+    first: int
+    end: int
+    bytes: np.ndarray  # the normalised UTF-8 bytes (``used`` of them), zero-padded
+    used: int
+    starts: np.ndarray  # each word's [start, end) byte span in ``bytes``
+    ends: np.ndarray
+    word_offsets: np.ndarray  # (end - first + 1,): document i's words are word_offsets[i]:word_offsets[i+1]
+
+
+def word_chunks(texts, lowercase: bool = True, strip_punctuation: bool = False) -> tuple[int, Iterator[WordChunk]]:
+    """The words of a text column, the way shingles, exact keys and line keys see them (the
+    module docstring's normalisation), in runs of documents of ~2 MB each: ``(documents, chunks)``.
+    ``word_hashes(chunk.bytes, chunk.starts, chunk.ends)`` hashes the words of a chunk."""
+    offsets, data = _text_buffers(texts)
+
+    def chunks() -> Iterator[WordChunk]:
+        for d0, d1 in _chunks(offsets):
+            x, nb, doc_off = _load_chunk(data, offsets, d0, d1)
+            _normalise(x, nb, lowercase, strip_punctuation, doc_off)
+            yield WordChunk(d0, d1, x, nb, *_word_spans(x, nb, doc_off))
+
+    return len(offsets) - 1, chunks()
+
 
 
 def _shingles_from_words(wh: np.ndarray, word_off: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -484,16 +512,12 @@ def shingle_hashes(
         raise ValueError("n must be >= 1")
     if isinstance(hashfunc, str) and hashfunc not in ("wordmix", "xxh64"):
         raise ValueError(f"hashfunc must be 'wordmix', 'xxh64' or a callable, got {hashfunc!r}")
-    offsets, data = _text_buffers(texts)
-    docs = len(offsets) - 1
+    docs, chunks = word_chunks(texts, lowercase, strip_punctuation)
     counts_all: list[np.ndarray] = []
     hashes_all: list[np.ndarray] = []
-    for d0, d1 in _chunks(offsets):
-        x, nb, doc_off = _load_chunk(data, offsets, d0, d1)
-        _normalise(x, nb, lowercase, strip_punctuation, doc_off)
-        starts, ends, word_off = _word_spans(x, nb, doc_off)
+    for _, _, x, _, starts, ends, word_off in chunks:
         if hashfunc == "wordmix":
-            counts, h = _shingles_from_words(_word_hashes(x, starts, ends), word_off, n)
+            counts, h = _shingles_from_words(word_hashes(x, starts, ends), word_off, n)
         else:
             if hashfunc == "xxh64":
                 import xxhash
