@@ -1,6 +1,7 @@
 """End-to-end deduplication at growing corpus sizes: runtime and peak RSS of every process.
 
     python -m bench.dedup_scale [--docs 100000 1000000] [--stages exact_dedup,minhash_dedup]
+    python -m bench.dedup_scale --reduce-rows 1000000 2500000    # one reduce partition alone
                                 [--params '{"minhash_dedup": {"verify_jaccard": 0.8}}']
 
 For each size, the sample generator writes N documents (cached in $TMPDIR), then the CLI runs the
@@ -72,6 +73,49 @@ def run_measured(command: list[str]) -> dict:
             "summary": json.loads(out)}
 
 
+def reduce_partition_peak(stage_name: str, rows: int) -> dict:
+    """Peak RSS of one reduce ``decide`` over ``rows`` synthetic key rows shaped like the
+    pipeline's (sample-style ids, 50,000 rows per input file; exact: ~10% duplicate keys; MinHash:
+    14 band keys per document, ~20% of them shared), in this (fresh) process."""
+    import resource
+
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(0)
+    position = np.arange(rows)
+    ids = pa.array([f"crawl-{i // 50_000:05d}.jsonl.gz:{i % 50_000:08d}" for i in range(rows)])
+    if stage_name == "exact_dedup":
+        from dedup.exact import ExactDedup
+
+        key = rng.integers(0, int(rows / 1.1), rows).astype(np.uint64)
+        table = pa.table({"id": ids, "_file": pa.array(position // 50_000, pa.int32()), "_seq": position % 50_000,
+                          "exact_dedup_key_hi": key * np.uint64(7919), "exact_dedup_key_lo": key,
+                          "exact_dedup_priority": pa.nulls(rows, pa.float64()), "_pkey": key})
+        stage = ExactDedup()
+    else:
+        from dedup.near import MinHashDedup
+
+        table = pa.table({"id": ids, "_order": position // 14,
+                          "_pkey": rng.integers(0, int(rows * 0.8), rows).astype(np.uint64)})
+        stage = MinHashDedup()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    decided = stage.decide(table)
+    return {"stage": stage_name, "rows": rows, "rows_in_mb": table.nbytes / 1e6, "output_rows": decided.num_rows,
+            "rss_before_mb": before, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def print_reduce_peaks(row_counts: list[int]) -> None:
+    from bench.harness import in_fresh_process
+
+    print("| stage | key rows in the partition | rows MB | RSS before decide MB | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|")
+    for stage_name in ("exact_dedup", "minhash_dedup"):
+        for rows in row_counts:
+            r = in_fresh_process(reduce_partition_peak, stage_name, rows, pin=False)
+            print(f"| {stage_name} | {rows:,} | {r['rows_in_mb']:,.0f} | {r['rss_before_mb']:,.0f} | {r['peak_mb']:,.0f} |", flush=True)
+
+
 def _next_largest(row: dict, count: int = 3) -> str:
     return ", ".join(f"{name} {mb:,}" for name, mb in list(row["peak_by_process_mb"].items())[1:count + 1])
 
@@ -97,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=json.loads, default={}, metavar="JSON",
                         help="stage parameters, e.g. '{\"minhash_dedup\": {\"verify_jaccard\": 0.8}}'")
     parser.add_argument("--json", default="bench/results/dedup_scale.json")
+    parser.add_argument("--reduce-rows", type=int, nargs="+",
+                        help="instead: peak RSS of one reduce partition of this many key rows, each in a fresh process")
     args = parser.parse_args(argv)
+    if args.reduce_rows:
+        print_reduce_peaks(args.reduce_rows)
+        return 0
     rows = []
     print(f"stages: {args.stages}" + (f"; params: {json.dumps(args.params)}" if args.params else ""))
     print("| documents | seconds | docs/s | rejected (by reason) | peak RSS one process MB | next largest MB | peak RSS all MB |")

@@ -134,10 +134,6 @@ _SIG_BLOCK = 8192
 # Bit mixing (explicit uint64 wrap-around; NumPy never raises on unsigned overflow in arrays)
 
 
-def _rotl(x: np.ndarray, r: int) -> np.ndarray:
-    return (x << _U64(r)) | (x >> _U64(64 - r))
-
-
 def fmix64(h: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """MurmurHash3's 64-bit finalizer: an avalanching bijection of uint64 (in place if ``out``)."""
     h = np.array(h, dtype=np.uint64, copy=True) if out is None else out

@@ -152,14 +152,25 @@ def chunk_spans(data, offsets, classes, key_data, key_offsets):
     return doc, start, stop, hashes, needs
 
 
-@njit(cache=True, nogil=True)
-def _same_bytes(data, a0, a1, b0, b1):
-    if a1 - a0 != b1 - b0:
-        return False
-    for i in range(a1 - a0):
-        if data[a0 + i] != data[b0 + i]:
+@njit(cache=True, nogil=True, inline="always")
+def _equal_runs(x, x0, y, y0, n):
+    """x[x0:x0 + n] == y[y0:y0 + n], element by element."""
+    for i in range(n):
+        if x[x0 + i] != y[y0 + i]:
             return False
     return True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _same_tokens(cps, lo, hi, table_cps, table_offsets, t):
+    """cps[lo:hi] is string ``t`` of the table ``table_cps``/``table_offsets``."""
+    a = table_offsets[t]
+    return table_offsets[t + 1] - a == hi - lo and _equal_runs(table_cps, a, cps, lo, hi - lo)
+
+
+@njit(cache=True, nogil=True)
+def _same_bytes(data, a0, a1, b0, b1):
+    return a1 - a0 == b1 - b0 and _equal_runs(data, a0, data, b0, a1 - a0)
 
 
 @njit(cache=True, nogil=True)
@@ -339,15 +350,8 @@ def _find_string(cps, lo, hi, table_filter, table_hash, table_index, table_cps, 
     j = np.searchsorted(table_hash, h)
     while j < len(table_hash) and table_hash[j] == h:
         t = table_index[j]
-        a = table_offsets[t]
-        if table_offsets[t + 1] - a == hi - lo:
-            same = True
-            for i in range(hi - lo):
-                if table_cps[a + i] != cps[lo + i]:
-                    same = False
-                    break
-            if same:
-                return t
+        if _same_tokens(cps, lo, hi, table_cps, table_offsets, t):
+            return t
         j += 1
     return -1
 
@@ -661,17 +665,6 @@ def _split_infixes(cps, lo, hi, classes, cut):
                     i += m + 2
                 else:
                     i += 1
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _same_tokens(cps, lo, hi, table_cps, table_offsets, t):
-    a = table_offsets[t]
-    if table_offsets[t + 1] - a != hi - lo:
-        return False
-    for i in range(hi - lo):
-        if table_cps[a + i] != cps[lo + i]:
-            return False
-    return True
 
 
 @njit(cache=True, nogil=True)
