@@ -14,20 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from filters.base import GlobalStage, Stage, active_mask
-from ingest.readers import InputFile, InputSpec, read_file
+from ingest.readers import InputFile, InputSpec, ReadFiles, file_items
 from ingest.writer import STAGE_SECONDS_PREFIX, OutputDir, write_batch, write_intermediate
-
-
-class _ReadFiles:
-    """map_batches UDF over a batch of input-file descriptors: yields document batches."""
-
-    def __init__(self, spec: InputSpec, batch_size: int):
-        self.spec = spec
-        self.batch_size = batch_size
-
-    def __call__(self, files: pa.Table):
-        for row in files.to_pylist():
-            yield from read_file(InputFile(row["index"], row["path"], row["size"]), self.spec, self.batch_size)
 
 
 class _ReadParts:
@@ -138,10 +126,9 @@ def build_dataset(files: list[InputFile], spec: InputSpec, stages: list[Stage], 
     """Read (raw inputs, or ``source``: the previous segment's parts) -> stages -> sink."""
     import ray.data
 
-    items = [{"index": f.index, "path": f.path, "size": f.size} for f in files]
-    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    ds = ray.data.from_items(file_items(files), override_num_blocks=len(files))
     ds = ds.map_batches(
-        source or _ReadFiles(spec, batch_size),
+        source or ReadFiles(spec, batch_size),
         batch_size=1,
         batch_format="pyarrow",
         concurrency=parallelism,

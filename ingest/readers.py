@@ -279,6 +279,24 @@ def read_file(file: InputFile, spec: InputSpec, batch_size: int) -> Iterator[pa.
         yield table
 
 
+class ReadFiles:
+    """Ray Data ``map_batches`` UDF over a batch of input-file descriptors (``file_items``):
+    yields each file's document batches, in file order."""
+
+    def __init__(self, spec: InputSpec, batch_size: int):
+        self.spec = spec
+        self.batch_size = batch_size
+
+    def __call__(self, files: pa.Table):
+        for row in files.to_pylist():
+            yield from read_file(InputFile(row["index"], row["path"], row["size"]), self.spec, self.batch_size)
+
+
+def file_items(files: list[InputFile]) -> list[dict]:
+    """The rows ``ReadFiles`` takes: one per input file."""
+    return [{"index": f.index, "path": f.path, "size": f.size} for f in files]
+
+
 def _decompressed_head(path: str, raw: bytes) -> bytes:
     try:
         if raw[:2] == b"\x1f\x8b":

@@ -1,0 +1,581 @@
+"""``crawlsift train lm``: a causal LM trained on filtered text with Ray Train (``TorchTrainer``).
+
+One worker per GPU (DDP; FSDP2 with ``fsdp: true``), or CPU workers (gloo, fp32) where there is no
+GPU. The data arrives through the feed in ``train/feed.py`` (Ray Data -> rank 0 -> broadcast), so
+every rank takes the same steps and a checkpoint resumes at the exact next token.
+
+Outputs in ``output``: ``metrics.jsonl`` (step, loss, lr, tokens_seen, tokens_per_s, world_size;
+``mfu`` on GPU), ``eval.json`` (eval_loss, perplexity, step), ``model/`` (a Hugging Face directory
+``AutoModelForCausalLM.from_pretrained`` loads, with its tokenizer), ``loss.png``, and
+``checkpoints/`` (Ray Train's storage: model, optimizer, scheduler, step and data cursor).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from train.models import TrainInputError
+
+DEFAULT_TOKENIZER_CHARS = 20_000_000
+
+
+@dataclass
+class LMConfig:
+    """Every option of ``train lm`` (the CLI flags and the ``train:`` config keys are these names).
+
+    Optimizer defaults follow common small-LM practice (nanoGPT / Llama): AdamW betas (0.9, 0.95),
+    weight decay 0.1 on matrices, gradient clipping at 1.0, linear warm-up then cosine decay to 10%
+    of the peak learning rate."""
+
+    input: list[str] = field(default_factory=list)
+    output: str = ""
+    model: str | None = None  # a local HF causal-LM directory; None = build ``arch`` from scratch
+    arch: str = "tiny"
+    tokenizer: str | None = None  # tokenizer.json path/dir; None = the model's, else trained on the input
+    tokenizer_vocab: int = 8192  # vocabulary of a tokenizer trained on the input
+    format: str = "auto"
+    text_field: str = "auto"
+    workers: int | None = None  # None: one per GPU, or 1 CPU worker
+    device: str = "auto"
+    feed_cpus: float | None = None
+    cpus_per_worker: float | None = None
+    fsdp: bool = False
+    compile: bool = False
+    max_steps: int = 200
+    max_epochs: int | None = None  # None: repeat the data until max_steps
+    context: int = 256
+    batch_size: int = 8  # sequences per worker per micro-batch
+    grad_accum: int = 1
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int | None = None  # None: 5% of max_steps
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 50
+    eval_fraction: float = 0.02
+    eval_sequences: int = 32
+    eval_input: list[str] | None = None
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    max_failures: int = 0
+    resume: bool = False
+    overwrite: bool = False
+    quiet: bool = False
+
+
+def config_from(data: dict, where: str = "train") -> LMConfig:
+    """An LMConfig from a mapping (YAML ``train:`` section or ``--config``), names checked."""
+    fields = {f.name: f for f in dataclasses.fields(LMConfig)}
+    bad = sorted(set(data) - set(fields))
+    if bad:
+        raise TrainInputError(f"unknown key {bad[0]!r} in {where} (expected one of: {', '.join(fields)})")
+    values = dict(data)
+    for key in ("input", "eval_input"):
+        if isinstance(values.get(key), str):
+            values[key] = [values[key]]
+    return LMConfig(**values)
+
+
+def _check_options(c: LMConfig) -> None:
+    positive = ("max_steps", "context", "batch_size", "grad_accum", "log_every", "eval_every", "eval_sequences",
+                "checkpoint_every", "keep_checkpoints", "tokenizer_vocab")
+    for name in positive:
+        v = getattr(c, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise TrainInputError(f"{name} must be a positive integer, got {v!r}")
+    if not 0 <= c.eval_fraction < 1:
+        raise TrainInputError(f"eval_fraction must be in [0, 1), got {c.eval_fraction}")
+    if c.lr <= 0:
+        raise TrainInputError(f"lr must be > 0, got {c.lr}")
+    if not c.input:
+        raise TrainInputError("no input: give --input GLOB")
+    if not c.output:
+        raise TrainInputError("no output: give --output DIR")
+    if "://" in c.output:
+        raise TrainInputError(f"--output {c.output}: the trainer writes to a local or shared-filesystem directory")
+    if c.eval_fraction == 0 and not c.eval_input:
+        raise TrainInputError("eval_fraction 0 needs --eval-input: there is nothing to evaluate on")
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver side: validate everything, then start Ray Train.
+
+
+@dataclass
+class Prepared:
+    config: LMConfig
+    files: list
+    eval_files: list | None
+    spec: object
+    tokenizer_json: str
+    eos_id: int
+    vocab_size: int
+    model_config: dict | None  # for a from-scratch model (LlamaConfig.to_dict())
+    resume_from: str | None
+    resume_state: dict | None
+    fingerprint: str
+
+
+def _input_fingerprint(files) -> str:
+    body = json.dumps([[f.path, f.size] for f in files])
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def preflight_documents(files, spec, *, what: str = "input", per_file: int = 1000, max_files: int = 8) -> int:
+    """Documents found in the first records of the first files: TrainInputError when there are none
+    (no text column, or nothing readable), before any Ray work."""
+    from ingest.readers import read_file
+
+    found, no_text = 0, None
+    for f in files[:max_files]:
+        for batch in read_file(f, spec, per_file):
+            reasons = batch["rejected_by"].to_pylist()
+            found += sum(r is None and t is not None for r, t in zip(reasons, batch["text"].to_pylist()))
+            details = batch["_detail"].to_pylist()
+            for r, d in zip(reasons, details):
+                if r == "unreadable.no_text" and no_text is None:
+                    no_text = f"{f.path}: {d}"
+            break  # the first batch of each file is enough to tell
+        if found:
+            return found
+    if no_text:
+        raise TrainInputError(f"{what} has no text column: {no_text} (set --text-field)")
+    raise TrainInputError(f"{what} holds no readable documents ({len(files)} file(s), e.g. {files[0].path})")
+
+
+def _resolve_files(patterns, c: LMConfig, what: str):
+    from ingest.readers import InputError, InputSpec, resolve_inputs
+
+    try:
+        files = resolve_inputs(list(patterns))
+    except InputError as exc:
+        raise TrainInputError(str(exc)) from None
+    if not files:
+        raise TrainInputError(f"{what} {patterns[0]}: no files")
+    spec = InputSpec(paths=tuple(patterns), format=c.format, text_field=c.text_field)
+    preflight_documents(files, spec, what=f"{what} {patterns[0]}")
+    return files, spec
+
+
+def _train_tokenizer(files, spec, c: LMConfig):
+    from ingest.readers import read_file
+    from train.feed import in_holdout
+    from train.models import train_bpe
+
+    def texts():
+        budget = DEFAULT_TOKENIZER_CHARS
+        for f in files:
+            for batch in read_file(f, spec, 1000):
+                ok = [r is None and t is not None for r, t in zip(batch["rejected_by"].to_pylist(), batch["text"].to_pylist())]
+                held = in_holdout(batch["id"].combine_chunks(), c.eval_fraction)
+                for text, good, h in zip(batch["text"].to_pylist(), ok, held):
+                    if good and not h:
+                        yield text
+                        budget -= len(text)
+                        if budget <= 0:
+                            return
+
+    return train_bpe(texts(), vocab_size=c.tokenizer_vocab)
+
+
+def prepare(c: LMConfig) -> Prepared:
+    """Everything that can be wrong is found here, before Ray starts: one TrainInputError line."""
+    from train.loop import latest_checkpoint
+    from train.models import (check_model_dir, eos_id_of, llama_config, load_tokenizer_file, model_context_limit)
+
+    _check_options(c)
+    out = Path(c.output)
+    ckpt_root = out / "checkpoints"
+    resume_from = resume_state = None
+    if c.resume:
+        found = latest_checkpoint(str(ckpt_root))
+        if found is None:
+            raise TrainInputError(f"--resume: no checkpoint in {ckpt_root}")
+        resume_from, resume_state = found
+    elif (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()) and not c.overwrite:
+        raise TrainInputError(f"{c.output} holds a training run; use --resume to continue it or --overwrite to replace it")
+
+    model_cfg = None
+    if c.model:
+        model_cfg = check_model_dir(c.model, "causal")
+        limit = model_context_limit(model_cfg)
+        if limit is not None and c.context > limit:
+            raise TrainInputError(f"--context {c.context} is larger than the model's {limit} positions ({c.model})")
+    elif c.arch not in ("tiny", "small", "base"):
+        raise TrainInputError(f"--arch {c.arch!r}: expected tiny, small or base")
+
+    files, spec = _resolve_files(c.input, c, "--input")
+    eval_files = None
+    if c.eval_input:
+        eval_files, _ = _resolve_files(c.eval_input, c, "--eval-input")
+
+    if c.tokenizer:
+        tok = load_tokenizer_file(c.tokenizer)
+    elif c.model and (Path(c.model) / "tokenizer.json").is_file():
+        tok = load_tokenizer_file(c.model)
+    elif resume_from and (out / "tokenizer" / "tokenizer.json").is_file():
+        tok = load_tokenizer_file(str(out / "tokenizer"))
+    else:
+        tok = None
+    eos_id = eos_id_of(tok) if tok is not None else None
+    if tok is None:
+        if not c.quiet:
+            print(f"crawlsift: training a {c.tokenizer_vocab:,}-token BPE tokenizer on the input", file=sys.stderr)
+        tok = _train_tokenizer(files, spec, c)
+        eos_id = eos_id_of(tok)
+    vocab = tok.get_vocab_size(with_added_tokens=True)
+
+    built = None
+    if c.model:
+        model_vocab = model_cfg.get("vocab_size")
+        if isinstance(model_vocab, int) and vocab > model_vocab:
+            raise TrainInputError(f"the tokenizer has {vocab:,} tokens but the model's vocabulary is {model_vocab:,}")
+    else:
+        # Round the embedding up to a multiple of 64 (faster matmuls; unused rows cost nothing).
+        built = llama_config(c.arch, int(math.ceil(vocab / 64) * 64), c.context, eos_id).to_dict()
+
+    fingerprint = _input_fingerprint(files)
+    if resume_state and resume_state.get("input_fingerprint") not in (None, fingerprint):
+        raise TrainInputError("--resume: the input files differ from the checkpointed run's (paths or sizes)")
+    return Prepared(c, files, eval_files, spec, tok.to_str(), eos_id, vocab, built, resume_from, resume_state, fingerprint)
+
+
+def _cluster_resources() -> tuple[float, float]:
+    import ray
+
+    res = ray.cluster_resources()
+    return float(res.get("CPU", 1)), float(res.get("GPU", 0))
+
+
+def build_datasets(p: Prepared, start=None) -> dict:
+    from train.feed import Cursor, token_dataset
+
+    c = p.config
+    tok_args = dict(tokenizer_json=p.tokenizer_json, eos_id=p.eos_id)
+    datasets = {"train": token_dataset(p.files, p.spec, part="train", holdout=c.eval_fraction, **tok_args)}
+    if p.eval_files:
+        datasets["eval"] = token_dataset(p.eval_files, p.spec, part="all", holdout=0.0, **tok_args)
+    else:
+        datasets["eval"] = token_dataset(p.files, p.spec, part="eval", holdout=c.eval_fraction, **tok_args)
+    if start is not None and start != Cursor(epoch=start.epoch):
+        datasets["train_resume"] = token_dataset(p.files, p.spec, part="train", holdout=c.eval_fraction, start=start, **tok_args)
+    return datasets
+
+
+def train_lm(c: LMConfig, *, datasets: dict | None = None, prepared: Prepared | None = None) -> dict:
+    """Run the job on the current Ray (started if needed); returns the final eval record.
+    ``datasets`` replaces the input's token datasets (a pipeline run's live kept stream)."""
+    import ray
+    from ray.data import ExecutionOptions
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from train.feed import Cursor
+    from train.loop import plan_workers, plot_curves, read_jsonl
+
+    p = prepared or prepare(c)
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, logging_level="ERROR")
+    cpus, gpus = _cluster_resources()
+    plan = plan_workers(c.workers, c.device, cpus, gpus, c.feed_cpus, c.cpus_per_worker)
+    start = Cursor.from_dict(p.resume_state["cursor"]) if p.resume_state else None
+    if datasets is None:
+        datasets = build_datasets(p, start)
+    out = Path(c.output).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if c.overwrite and not c.resume:
+        import shutil
+
+        for sub in ("checkpoints", "model"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    tok_dir = out / "tokenizer"
+    if not (tok_dir / "tokenizer.json").is_file() or not c.resume:
+        from tokenizers import Tokenizer
+
+        from train.models import save_hf_tokenizer
+
+        tok_dir.mkdir(exist_ok=True)
+        save_hf_tokenizer(Tokenizer.from_str(p.tokenizer_json), tok_dir)
+
+    loop_config = {
+        "cfg": dataclasses.asdict(c),
+        "output": str(out),
+        "model_config": p.model_config,
+        "tokenizer_json": p.tokenizer_json,
+        "eos_id": p.eos_id,
+        "resume_from": p.resume_from,
+        "fingerprint": p.fingerprint,
+        "threads": plan.threads_per_worker,
+        "files": [(f.index, f.path, f.size) for f in p.files],
+        "spec": dataclasses.asdict(p.spec),
+    }
+    if not c.quiet:
+        print(f"crawlsift: train lm on {len(p.files)} file(s), {plan.describe()}"
+              + (f"; resuming at step {p.resume_state['step']}" if p.resume_state else ""), file=sys.stderr)
+    trainer = TorchTrainer(
+        lm_worker,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(num_workers=plan.workers, use_gpu=plan.use_gpu,
+                                     resources_per_worker={"CPU": plan.cpus_per_worker, **({"GPU": 1} if plan.use_gpu else {})}),
+        run_config=RunConfig(
+            name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
+            storage_path=str(out / "checkpoints"),
+            checkpoint_config=CheckpointConfig(num_to_keep=c.keep_checkpoints),
+            failure_config=FailureConfig(max_failures=c.max_failures),
+        ),
+        datasets=datasets,
+        # Unsplit: only rank 0 reads (and broadcasts), in one deterministic order.
+        dataset_config=DataConfig(datasets_to_split=[], execution_options=ExecutionOptions(preserve_order=True)),
+    )
+    trainer.fit()
+
+    metrics = read_jsonl(str(out / "metrics.jsonl"))
+    evals = read_jsonl(str(out / "eval_history.jsonl"))
+    if metrics:
+        plot_curves(str(out / "loss.png"),
+                    {"train loss": ([m["step"] for m in metrics], [m["loss"] for m in metrics])},
+                    points={"eval loss": ([e["step"] for e in evals], [e["eval_loss"] for e in evals])} if evals else None,
+                    xlabel="step", ylabel="cross-entropy (nats/token)", title="crawlsift train lm")
+    final = json.loads((out / "eval.json").read_text())
+    if not c.quiet:
+        print(f"crawlsift: step {final['step']}: eval loss {final['eval_loss']:.4f}, perplexity {final['perplexity']:.2f}; "
+              f"model in {out / 'model'}", file=sys.stderr)
+    return final
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side
+
+
+def _build_model(config: dict):
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    cfg = config["cfg"]
+    torch.manual_seed(cfg["seed"])
+    if cfg["model"]:
+        return AutoModelForCausalLM.from_pretrained(cfg["model"], torch_dtype=torch.float32, local_files_only=True)
+    mc = LlamaConfig.from_dict(config["model_config"])
+    mc._attn_implementation = "sdpa"
+    return LlamaForCausalLM(mc)
+
+
+def _flops_per_token(model, context: int) -> float:
+    from train.loop import lm_flops_per_token
+
+    mc = model.config
+    n = sum(p.numel() for p in model.parameters())
+    emb = model.get_input_embeddings().weight.numel()
+    return lm_flops_per_token(n, mc.num_hidden_layers, mc.hidden_size, context, embedding_params=emb)
+
+
+def lm_worker(config: dict) -> None:
+    import numpy as np
+    import ray.train
+    import ray.train.torch
+    import torch
+    import torch.nn.functional as F
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
+                                                         set_state_dict)
+
+    from ingest.readers import InputFile, InputSpec
+    from train.feed import Cursor, GlobalBatches, collect_sequences, token_dataset
+    from train.loop import (MetricsLog, adamw_param_groups, all_reduce_mean, all_reduce_sum, broadcast_rows,
+                            cosine_with_warmup, peak_flops, read_checkpoint, report_checkpoint, set_threads, world,
+                            write_checkpoint)
+
+    cfg = config["cfg"]
+    out = config["output"]
+    set_threads(config["threads"])
+    rank, size = world()
+    device = ray.train.torch.get_device()
+    on_gpu = device.type == "cuda"
+    if on_gpu:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    model = _build_model(config)
+    flops_per_token = _flops_per_token(model, cfg["context"])
+    model.to(device)
+    if cfg["fsdp"] and size > 1:
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if on_gpu else None
+        kwargs = {"mp_policy": mp} if mp else {}
+        for layer in model.model.layers:
+            fully_shard(layer, **kwargs)
+        fully_shard(model, **kwargs)
+        wrapped = model
+    elif size > 1:
+        wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if on_gpu else None)
+    else:
+        wrapped = model
+    optimizer = torch.optim.AdamW(adamw_param_groups(model, cfg["weight_decay"]), lr=cfg["lr"], betas=(0.9, 0.95),
+                                  eps=1e-8, fused=on_gpu)
+    warmup = cfg["warmup_steps"] if cfg["warmup_steps"] is not None else max(1, int(0.05 * cfg["max_steps"]))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: cosine_with_warmup(s, warmup=warmup, total=cfg["max_steps"], min_ratio=cfg["min_lr_ratio"]))
+
+    # Where to start: a checkpoint of this run (a restart after a failure) or the one --resume named.
+    step, tokens_seen, cursor = 0, 0, Cursor()
+    ckpt = ray.train.get_checkpoint()
+    restarted = ckpt is not None
+    ckpt_dir = None
+    if ckpt is not None:
+        ckpt_dir = ckpt.to_directory()
+    elif config["resume_from"]:
+        ckpt_dir = config["resume_from"]
+    if ckpt_dir:
+        state, model_state, opt = read_checkpoint(ckpt_dir)
+        set_state_dict(wrapped, optimizer, model_state_dict=model_state, optim_state_dict=opt["optimizer"],
+                       options=StateDictOptions(full_state_dict=True, strict=True))
+        scheduler.load_state_dict(opt["scheduler"])
+        step, tokens_seen, cursor = state["step"], state["tokens_seen"], Cursor.from_dict(state["cursor"])
+
+    context = cfg["context"]
+    per_rank = cfg["batch_size"]
+    global_rows = per_rank * size
+    feed = None
+    if rank == 0:
+        full = ray.train.get_dataset_shard("train")
+        resume_shard = None
+        if restarted and cursor != Cursor(epoch=cursor.epoch):
+            # A restart inside this run: the driver's datasets start elsewhere, so build the cursor's own.
+            files = [InputFile(*f) for f in config["files"]]
+            spec = InputSpec(**{**config["spec"], "paths": tuple(config["spec"]["paths"])})
+            resume_shard = token_dataset(files, spec, config["tokenizer_json"], config["eos_id"], part="train",
+                                         holdout=cfg["eval_fraction"], start=cursor).iterator()
+        elif not restarted and config["resume_from"]:
+            try:
+                resume_shard = ray.train.get_dataset_shard("train_resume")
+            except KeyError:
+                resume_shard = None
+        feed = GlobalBatches(full, context, cursor, resume_shard=resume_shard, max_epochs=cfg["max_epochs"])
+        eval_rows = collect_sequences(ray.train.get_dataset_shard("eval"), context, cfg["eval_sequences"])
+    else:
+        eval_rows = None
+    eval_rows = broadcast_rows(eval_rows, context + 1, device)
+
+    metrics_log = MetricsLog(os.path.join(out, "metrics.jsonl"), resume_step=step if ckpt_dir else None) if rank == 0 else None
+    eval_log = MetricsLog(os.path.join(out, "eval_history.jsonl"), resume_step=step if ckpt_dir else None) if rank == 0 else None
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else torch.autocast("cpu", enabled=False)
+    forward = torch.compile(wrapped) if cfg["compile"] and on_gpu else wrapped
+    peak = peak_flops(torch.cuda.get_device_name(device)) if on_gpu else None
+
+    def loss_of(rows: np.ndarray):
+        seq = torch.from_numpy(rows).to(device, dtype=torch.long, non_blocking=True)
+        with autocast:
+            logits = forward(input_ids=seq[:, :-1]).logits
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), seq[:, 1:].reshape(-1))
+
+    def evaluate() -> dict:
+        wrapped.eval()
+        total = count = 0.0
+        mine = eval_rows[rank::size]
+        with torch.no_grad():
+            for i in range(0, len(mine), per_rank):
+                chunk = mine[i: i + per_rank]
+                total += float(loss_of(chunk)) * chunk.shape[0] * context
+                count += chunk.shape[0] * context
+        total, count = all_reduce_sum([total, count], device)
+        wrapped.train()
+        loss = total / max(count, 1)
+        return {"step": step, "eval_loss": loss, "perplexity": math.exp(min(loss, 50)), "eval_tokens": int(count)}
+
+    def checkpoint_state() -> tuple[dict, dict]:
+        return get_state_dict(wrapped, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def save(metrics: dict) -> None:
+        model_state, optim_state = checkpoint_state()
+        state = {"step": step, "tokens_seen": tokens_seen, "cursor": feed.cursor().as_dict() if feed else None,
+                 "input_fingerprint": config["fingerprint"], "world_size": size, "global_batch": global_rows * cfg["grad_accum"]}
+        report_checkpoint(metrics, lambda d: write_checkpoint(d, model_state=model_state, optimizer_state=optim_state,
+                                                               scheduler_state=scheduler.state_dict(), state=state), rank)
+
+    wrapped.train()
+    window_start, window_tokens = time.perf_counter(), 0
+    last_eval = None
+    exhausted = False
+    while step < cfg["max_steps"] and not exhausted:
+        optimizer.zero_grad(set_to_none=True)
+        losses = []
+        for micro in range(cfg["grad_accum"]):
+            rows = broadcast_rows(feed.next(global_rows) if rank == 0 else None, context + 1, device)
+            if rows is None:
+                exhausted = True
+                break
+            mine = rows[rank * per_rank: (rank + 1) * per_rank]
+            sync = micro == cfg["grad_accum"] - 1 or not hasattr(wrapped, "no_sync")
+            ctx_mgr = wrapped.no_sync() if not sync else _nullcontext()
+            with ctx_mgr:
+                loss = loss_of(mine)
+                (loss / cfg["grad_accum"]).backward()
+            losses.append(float(loss.detach()))
+        if exhausted and len(losses) < cfg["grad_accum"]:
+            break  # a partial step would differ between a resumed and an uninterrupted run
+        torch.nn.utils.clip_grad_norm_(wrapped.parameters(), cfg["grad_clip"])
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        step_tokens = global_rows * cfg["grad_accum"] * context
+        tokens_seen += step_tokens
+        window_tokens += step_tokens
+
+        if step % cfg["log_every"] == 0 or step == cfg["max_steps"]:
+            (loss_mean,) = all_reduce_mean([sum(losses) / len(losses)], device)
+            elapsed = time.perf_counter() - window_start
+            record = {"step": step, "loss": round(loss_mean, 6), "lr": scheduler.get_last_lr()[0], "tokens_seen": tokens_seen,
+                      "tokens_per_s": round(window_tokens / max(elapsed, 1e-9), 1), "world_size": size}
+            if peak:
+                record["mfu"] = round(flops_per_token * record["tokens_per_s"] / (peak * size), 4)
+            window_start, window_tokens = time.perf_counter(), 0
+            if rank == 0:
+                metrics_log.write(record)
+                if not cfg["quiet"]:
+                    extra = f" | mfu {record['mfu']:.1%}" if "mfu" in record else ""
+                    print(f"step {step}/{cfg['max_steps']} | loss {loss_mean:.4f} | lr {record['lr']:.2e} | "
+                          f"{record['tokens_per_s']:,.0f} tokens/s{extra}", flush=True)
+        if step % cfg["eval_every"] == 0 and step != cfg["max_steps"]:
+            last_eval = evaluate()
+            if rank == 0:
+                eval_log.write(last_eval)
+                if not cfg["quiet"]:
+                    print(f"eval at step {step}: loss {last_eval['eval_loss']:.4f}, perplexity {last_eval['perplexity']:.2f}",
+                          flush=True)
+        if step % cfg["checkpoint_every"] == 0 and step != cfg["max_steps"]:
+            save({"step": step})
+
+    last_eval = evaluate()
+    last_eval["tokens_seen"] = tokens_seen
+    last_eval["data_exhausted"] = exhausted
+    save({"step": step, "eval_loss": last_eval["eval_loss"]})
+    full_state = get_model_state_dict(wrapped, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if rank == 0:
+        eval_log.write(last_eval)
+        model_dir = os.path.join(out, "model")
+        model.save_pretrained(model_dir, state_dict=full_state, safe_serialization=True)
+        tok_dir = os.path.join(out, "tokenizer")
+        for name in os.listdir(tok_dir):
+            import shutil
+
+            shutil.copy(os.path.join(tok_dir, name), os.path.join(model_dir, name))
+        with open(os.path.join(out, "eval.json"), "w") as f:
+            json.dump(last_eval, f, indent=2)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,296 @@
+"""Pieces every training job shares: worker sizing, threads, the learning-rate schedule, the
+broadcast of rank 0's batches, checkpoints, metrics, FLOPs/MFU and the loss plot."""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from train.models import TrainInputError
+
+# Dense bf16 tensor-core peaks without sparsity (vendor data sheets), by a substring of
+# torch.cuda.get_device_name(). H100 SXM 989 TFLOPs; H200 has the same compute as H100 SXM.
+PEAK_BF16_FLOPS = {
+    "H200": 989e12,
+    "H100 NVL": 835e12,
+    "H100 PCIe": 756e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10G": 70e12,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Sizing: the feed must always have CPUs of its own.
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    workers: int
+    use_gpu: bool
+    cpus_per_worker: float
+    threads_per_worker: int
+    feed_cpus: float
+
+    def describe(self) -> str:
+        kind = "1 GPU + " if self.use_gpu else ""
+        return (f"{self.workers} worker(s) x ({kind}{self.cpus_per_worker:g} CPU, {self.threads_per_worker} torch thread(s)); "
+                f"{self.feed_cpus:g} CPU left for the Ray Data feed")
+
+
+def plan_workers(workers: int | None, device: str, cluster_cpus: float, cluster_gpus: float,
+                 feed_cpus: float | None = None, cpus_per_worker: float | None = None) -> WorkerPlan:
+    """Size the Ray Train workers so the Ray Data feed always has CPUs to run on.
+
+    A worker group that reserves every CPU leaves Ray Data's read and tokenize tasks unschedulable
+    and the job waits forever (seen with 2 CPU workers on a 2-CPU node). So ``feed_cpus`` (default 1,
+    or half the CPUs on a 1-CPU node) is kept out of the workers' reservation, and CPU workers share
+    the rest as fractional reservations; each worker runs ``floor(cpus_per_worker)`` (at least 1) torch
+    threads, set explicitly because Ray sets ``OMP_NUM_THREADS`` to the reservation."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise TrainInputError(f"--device {device!r}: expected auto, cpu or cuda")
+    use_gpu = device == "cuda" or (device == "auto" and cluster_gpus >= 1)
+    if device == "cuda" and cluster_gpus < 1:
+        raise TrainInputError("--device cuda: the Ray cluster has no GPU")
+    if workers is not None and workers < 1:
+        raise TrainInputError(f"--workers must be >= 1, got {workers}")
+    if feed_cpus is None:
+        feed_cpus = 1.0 if cluster_cpus >= 2 else cluster_cpus / 2
+    if use_gpu:
+        workers = workers or int(cluster_gpus)
+        if workers > cluster_gpus:
+            raise TrainInputError(f"--workers {workers}: the Ray cluster has {cluster_gpus:g} GPU(s)")
+        per = cpus_per_worker or max(1.0, min(8.0, (cluster_cpus - feed_cpus) // workers))
+    else:
+        workers = workers or 1
+        per = cpus_per_worker or (cluster_cpus - feed_cpus) / workers
+    if per <= 0 or workers * per + feed_cpus > cluster_cpus + 1e-9:
+        raise TrainInputError(
+            f"{workers} worker(s) x {per:g} CPU plus {feed_cpus:g} CPU for the data feed do not fit the cluster's "
+            f"{cluster_cpus:g} CPUs; use fewer --workers")
+    return WorkerPlan(workers, use_gpu, round(per, 4), max(1, int(math.floor(per + 1e-9))), feed_cpus)
+
+
+def set_threads(threads: int) -> None:
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedule
+
+
+def cosine_with_warmup(step: int, *, warmup: int, total: int, min_ratio: float = 0.1) -> float:
+    """Multiplier of the peak learning rate at optimizer ``step`` (0-based): linear warm-up over
+    ``warmup`` steps, then cosine decay to ``min_ratio`` of the peak at ``total`` (Chinchilla /
+    Llama practice: 10% of the peak)."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def adamw_param_groups(model, weight_decay: float):
+    """Weight decay on matrices only: not on norms, biases or embeddings' 1-D parameters."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+# ---------------------------------------------------------------------------------------------
+# Collective helpers (no-ops with one process)
+
+
+def world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def broadcast_rows(batch: np.ndarray | None, width: int, device) -> np.ndarray | None:
+    """Rank 0's int32 array [n, width] (or None = the data is exhausted) to every rank."""
+    import torch
+    import torch.distributed as dist
+
+    rank, size = world()
+    if size == 1:
+        return batch
+    header = torch.zeros(2, dtype=torch.int64, device=device)
+    if rank == 0:
+        header[0] = -1 if batch is None else batch.shape[0]
+        header[1] = width
+    dist.broadcast(header, 0)
+    n = int(header[0])
+    if n < 0:
+        return None
+    data = torch.from_numpy(batch).to(device) if rank == 0 else torch.empty((n, width), dtype=torch.int32, device=device)
+    dist.broadcast(data, 0)
+    return data.cpu().numpy() if rank != 0 else batch
+
+
+def all_reduce_mean(values: list[float], device) -> list[float]:
+    import torch
+    import torch.distributed as dist
+
+    _, size = world()
+    if size == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return (t / size).tolist()
+
+
+def all_reduce_sum(values: list[float], device) -> list[float]:
+    import torch
+    import torch.distributed as dist
+
+    _, size = world()
+    if size == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints: one directory per reported checkpoint; ``state.json`` is written last, so a
+# directory without it is incomplete and never resumed from.
+
+STATE_FILE = "state.json"
+WEIGHTS_FILE = "model.pt"
+OPTIMIZER_FILE = "optimizer.pt"
+
+
+def write_checkpoint(directory: str, *, model_state: dict, optimizer_state: dict, scheduler_state: dict,
+                     state: dict) -> None:
+    import torch
+
+    torch.save(model_state, os.path.join(directory, WEIGHTS_FILE))
+    torch.save({"optimizer": optimizer_state, "scheduler": scheduler_state}, os.path.join(directory, OPTIMIZER_FILE))
+    with open(os.path.join(directory, STATE_FILE), "w") as f:
+        json.dump(state, f)
+
+
+def read_checkpoint(directory: str) -> tuple[dict, dict, dict]:
+    import torch
+
+    with open(os.path.join(directory, STATE_FILE)) as f:
+        state = json.load(f)
+    model_state = torch.load(os.path.join(directory, WEIGHTS_FILE), map_location="cpu", weights_only=True)
+    opt = torch.load(os.path.join(directory, OPTIMIZER_FILE), map_location="cpu", weights_only=False)
+    return state, model_state, opt
+
+
+def latest_checkpoint(checkpoint_root: str) -> tuple[str, dict] | None:
+    """The complete checkpoint with the highest step under ``checkpoint_root`` (any run name)."""
+    best = None
+    for state_path in glob.glob(os.path.join(checkpoint_root, "*", "checkpoint_*", STATE_FILE)):
+        d = os.path.dirname(state_path)
+        if not all(os.path.isfile(os.path.join(d, f)) for f in (WEIGHTS_FILE, OPTIMIZER_FILE)):
+            continue
+        try:
+            with open(state_path) as f:
+                state = json.load(f)
+        except ValueError:
+            continue
+        if best is None or state["step"] > best[1]["step"]:
+            best = (d, state)
+    return best
+
+
+def report_checkpoint(metrics: dict, write, rank: int) -> None:
+    """``ray.train.report`` on every rank; rank 0 attaches a checkpoint written by ``write(dir)``."""
+    import ray.train
+
+    if rank != 0:
+        ray.train.report(metrics, checkpoint=None)
+        return
+    with tempfile.TemporaryDirectory(prefix="crawlsift-ckpt-") as tmp:
+        write(tmp)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics and plots
+
+
+class MetricsLog:
+    """``metrics.jsonl`` in the output directory, one object per logged step; on resume, lines past
+    the resumed step (written by the run that was killed) are dropped first."""
+
+    def __init__(self, path: str, resume_step: int | None = None):
+        self.path = path
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is None:
+            Path(path).write_text("")
+        elif os.path.exists(path):
+            keep = [line for line in Path(path).read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            Path(path).write_text("".join(line + "\n" for line in keep))
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def read_jsonl(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def lm_flops_per_token(n_params: int, layers: int, hidden: int, context: int, embedding_params: int = 0) -> float:
+    """Training FLOPs per token: 6 N (forward + backward matmuls over the non-embedding parameters;
+    Kaplan et al. 2020) plus the attention scores and values, 12 L d T (PaLM, Chowdhery et al. 2022,
+    appendix B)."""
+    return 6 * (n_params - embedding_params) + 12 * layers * hidden * context
+
+
+def peak_flops(device_name: str) -> float | None:
+    for key, value in PEAK_BF16_FLOPS.items():
+        if key in device_name:
+            return value
+    return None
+
+
+def plot_curves(path: str, series: dict[str, tuple[list, list]], *, xlabel: str, ylabel: str, title: str,
+                points: dict[str, tuple[list, list]] | None = None) -> None:
+    """One PNG with a line per series (and markers per ``points`` series)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for label, (x, y) in series.items():
+        ax.plot(x, y, label=label, linewidth=1.4)
+    for label, (x, y) in (points or {}).items():
+        ax.plot(x, y, "o-", label=label, markersize=4)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def copy_tree(src: str, dst: str) -> None:
+    shutil.copytree(src, dst, dirs_exist_ok=True)
