@@ -6,6 +6,9 @@
     crawlsift stages
     crawlsift quality train --positive GLOB... --negative GLOB... --output model.bin
     crawlsift quality bootstrap --run OUT_DIR --output model.bin
+    crawlsift train lm --input GLOB --output DIR [--arch tiny|small|base | --model DIR] [--tokenizer PATH] ...
+    crawlsift train classifier --input GLOB --label-field NAME --output DIR [--regression] ...
+    crawlsift ablate --input GLOB --output DIR [--kept DIR] ...
     crawlsift bench [...]
 
 Errors in the config or the inputs are one line on stderr and exit status 2, before any work.
@@ -51,14 +54,86 @@ def _parser() -> argparse.ArgumentParser:
     quality = sub.add_parser("quality", help="train a fastText quality model (train | bootstrap; see --help)")
     quality.add_argument("rest", nargs=argparse.REMAINDER)
 
+    train = sub.add_parser("train", help="train a model on Ray Train: lm | classifier")
+    train_sub = train.add_subparsers(dest="job", required=True)
+    _add_lm_flags(train_sub.add_parser("lm", help="train a causal LM on filtered text"))
+    from train.finetune import add_classifier_flags
+
+    add_classifier_flags(train_sub.add_parser("classifier", help="fine-tune an encoder classifier on labeled text"))
+
+    ablate = sub.add_parser("ablate", help="the same small LM trained on raw vs filtered input, same budget")
+    from train.ablate import add_ablate_flags
+
+    add_ablate_flags(ablate)
+
     bench = sub.add_parser("bench", help="throughput benchmarks (same as python -m bench)")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
+def _add_lm_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", action="append", metavar="GLOB", help="text to train on: a run's kept/ or any input the readers take")
+    p.add_argument("--output", metavar="DIR")
+    p.add_argument("--config", metavar="YAML", help="train.yaml: the options below by name (flags win)")
+    p.add_argument("--model", metavar="DIR", help="a local Hugging Face causal-LM checkpoint to continue from")
+    p.add_argument("--arch", choices=["tiny", "small", "base"], help="from scratch: ~7M, ~125M or ~350M parameters")
+    p.add_argument("--tokenizer", metavar="PATH", help="tokenizer.json (default: the model's, else one trained on the input)")
+    p.add_argument("--eval-input", action="append", metavar="GLOB", help="evaluate on this text instead of a held-out slice")
+    p.add_argument("--workers", type=int, help="Ray Train workers (default: one per GPU, else 1)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--context", type=int, help="tokens per sequence")
+    p.add_argument("--batch-size", type=int, help="sequences per worker per micro-batch")
+    p.add_argument("--grad-accum", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--eval-every", type=int)
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--fsdp", action="store_true", default=None, help="shard the model with FSDP2 instead of DDP")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (GPU)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", action="store_true", default=None, help="continue from the last checkpoint in --output")
+    p.add_argument("--overwrite", action="store_true", default=None, help="discard a previous run in --output")
+    p.add_argument("--address", help="join this Ray cluster instead of starting one")
+    p.add_argument("--quiet", action="store_true", default=None)
+
+
+LM_FLAGS = ("input", "output", "model", "arch", "tokenizer", "eval_input", "workers", "device", "max_steps", "context",
+            "batch_size", "grad_accum", "lr", "checkpoint_every", "eval_every", "log_every", "fsdp", "compile", "seed",
+            "resume", "overwrite", "quiet")
+
+
+def _train_lm(args) -> int:
+    from cluster.run import init_ray
+    from train.lm import config_from, train_lm
+
+    data = load_yaml(args.config) if args.config else {}
+    data = data.get("train", data)
+    data.update({k: getattr(args, k) for k in LM_FLAGS if getattr(args, k) is not None})
+    config = config_from(data, args.config or "flags")
+    from train.lm import prepare
+
+    prepared = prepare(config)  # every input error, before Ray starts
+    init_ray(args.address)
+    train_lm(config, prepared=prepared)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from train.models import TrainInputError
+
     try:
+        if args.command == "train":
+            if args.job == "lm":
+                return _train_lm(args)
+            from train.finetune import main_from_args
+
+            return main_from_args(args)
+        if args.command == "ablate":
+            from train.ablate import main_from_args
+
+            return main_from_args(args)
         if args.command == "run":
             return _run(args)
         if args.command == "sample":
@@ -74,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             from bench.__main__ import main as bench_main
 
             return bench_main(args.rest)
-    except ConfigError as exc:
+    except (ConfigError, TrainInputError) as exc:
         print(f"crawlsift: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -68,8 +68,9 @@ def init_ray(address: str | None) -> None:
         import dedup
         import filters
         import ingest
+        import train
 
-        kwargs["runtime_env"] = {"py_modules": [ingest, filters, dedup, cluster]}
+        kwargs["runtime_env"] = {"py_modules": [ingest, filters, dedup, train, cluster]}
         ray.init(address=address, **kwargs)
     else:
         ray.init(**kwargs)

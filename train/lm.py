@@ -65,6 +65,7 @@ class LMConfig:
     eval_fraction: float = 0.02
     eval_sequences: int = 32
     eval_input: list[str] | None = None
+    eval_holdout_only: bool = False  # with eval_input: only its held-out slice (the ablation's clean eval text)
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
     max_failures: int = 0
@@ -250,6 +251,15 @@ def prepare(c: LMConfig) -> Prepared:
     return Prepared(c, files, eval_files, spec, tok.to_str(), eos_id, vocab, built, resume_from, resume_state, fingerprint)
 
 
+def quiet_data_progress() -> None:
+    """Ray Data's per-operator progress bars would interleave with the trainer's own progress line."""
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+
+
 def _cluster_resources() -> tuple[float, float]:
     import ray
 
@@ -264,7 +274,8 @@ def build_datasets(p: Prepared, start=None) -> dict:
     tok_args = dict(tokenizer_json=p.tokenizer_json, eos_id=p.eos_id)
     datasets = {"train": token_dataset(p.files, p.spec, part="train", holdout=c.eval_fraction, **tok_args)}
     if p.eval_files:
-        datasets["eval"] = token_dataset(p.eval_files, p.spec, part="all", holdout=0.0, **tok_args)
+        part = "eval" if c.eval_holdout_only else "all"
+        datasets["eval"] = token_dataset(p.eval_files, p.spec, part=part, holdout=c.eval_fraction, **tok_args)
     else:
         datasets["eval"] = token_dataset(p.files, p.spec, part="eval", holdout=c.eval_fraction, **tok_args)
     if start is not None and start != Cursor(epoch=start.epoch):
@@ -286,6 +297,7 @@ def train_lm(c: LMConfig, *, datasets: dict | None = None, prepared: Prepared | 
     p = prepared or prepare(c)
     if not ray.is_initialized():
         ray.init(include_dashboard=False, logging_level="ERROR")
+    quiet_data_progress()
     cpus, gpus = _cluster_resources()
     plan = plan_workers(c.workers, c.device, cpus, gpus, c.feed_cpus, c.cpus_per_worker)
     start = Cursor.from_dict(p.resume_state["cursor"]) if p.resume_state else None
