@@ -61,7 +61,10 @@ def init_ray(address: str | None) -> None:
         return
     logging.getLogger("ray").setLevel(logging.ERROR)
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    kwargs = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=True, configure_logging=True)
+    # Workers log at ERROR: without the dashboard, Ray Train's placement-group cleaner warns every few
+    # seconds that the State API is unavailable, which is expected and says nothing about the job.
+    kwargs = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=True, configure_logging=True,
+                  logging_config=ray.LoggingConfig(log_level="ERROR"))
     if address:
         # On an existing cluster the workers need this project's code: ship its packages.
         import cluster
