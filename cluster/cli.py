@@ -216,6 +216,14 @@ def _run(args) -> int:
     else:
         print(account_table(summary))
         print(f"\noutput: {config.output}/kept, rejected, errors.jsonl, summary.json, report.html")
+    if config.train is not None:
+        from train.lm import train_lm
+
+        if not args.quiet:
+            print(f"crawlsift: training on the kept output -> {config.train.output}", file=sys.stderr)
+        final = train_lm(config.train)  # same Ray session as the filters
+        if args.json:
+            print(json.dumps({"train": final}, indent=2))
     return 0
 
 

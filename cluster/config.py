@@ -35,7 +35,7 @@ DEFAULT_STAGES = (
     "normalize", "length", "langid", "gopher_repetition", "gopher_quality", "c4", "fineweb",
     "exact_dedup", "minhash_dedup", "pii",
 )
-TOP_KEYS = {"input", "output", "stages", "batch_size", "parallelism", "ray"}
+TOP_KEYS = {"input", "output", "stages", "batch_size", "parallelism", "ray", "train"}
 
 
 class ConfigError(ValueError):
@@ -51,6 +51,8 @@ class PipelineConfig:
     parallelism: int | None = None
     ray_address: str | None = None
     files: list[InputFile] = field(default_factory=list)
+    # A ``train:`` section: a train lm job on this run's kept output, run after the filters (train.lm.LMConfig).
+    train: object | None = None
 
     def fingerprint(self) -> str:
         """What must match for a rerun to resume rather than mix two different runs' outputs."""
@@ -143,7 +145,18 @@ def build_config(
     if bad:
         raise ConfigError(f"unknown key {sorted(bad)[0]!r} in ray (expected: address)")
 
+    train = None
+    if data.get("train") is not None:
+        from train.lm import section_config
+        from train.models import TrainInputError
+
+        try:
+            train = section_config(data["train"], out)
+        except (TrainInputError, TypeError) as exc:
+            raise ConfigError(f"train: {exc}") from None
+
     config = PipelineConfig(
+        train=train,
         input=spec,
         output=out,
         stages=built,

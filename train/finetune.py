@@ -345,10 +345,11 @@ def classifier_worker(config: dict) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from train.loop import adamw_param_groups, set_threads, world
+    from train.loop import adamw_param_groups, quiet_worker_logs, say, set_threads, world
 
     cfg = config["cfg"]
     set_threads(config["threads"])
+    quiet_worker_logs()
     rank, size = world()
     device = ray.train.torch.get_device()
     on_gpu = device.type == "cuda"
@@ -392,8 +393,7 @@ def classifier_worker(config: dict) -> None:
             step += 1
             losses.append(float(loss.detach()))
         if rank == 0 and not cfg["quiet"]:
-            print(f"epoch {epoch + 1}/{cfg['epochs']} | step {step} | train loss {np.mean(losses) if losses else float('nan'):.4f}",
-                  flush=True)
+            say(f"epoch {epoch + 1}/{cfg['epochs']} | step {step} | train loss {np.mean(losses) if losses else float('nan'):.4f}")
         ray.train.report({"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else None})
 
     if rank == 0:

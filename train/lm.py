@@ -87,6 +87,25 @@ def config_from(data: dict, where: str = "train") -> LMConfig:
     return LMConfig(**values)
 
 
+def section_config(data: dict, run_output: str) -> LMConfig:
+    """The ``train:`` section of a pipeline config, checked before the pipeline starts: the input is
+    the run's kept output, the output defaults to ``<run output>/train``."""
+    from train.models import check_model_dir, load_tokenizer_file
+
+    if not isinstance(data, dict):
+        raise TrainInputError(f"train must be a mapping of train lm options, got {type(data).__name__}")
+    if "input" in data:
+        raise TrainInputError("train.input: the train section trains on the run's kept output; remove input")
+    c = config_from({**data, "input": [f"{run_output}/kept"], "output": data.get("output") or f"{run_output}/train"},
+                    where="train")
+    _check_options(c)
+    if c.model:
+        check_model_dir(c.model, "causal")
+    if c.tokenizer:
+        load_tokenizer_file(c.tokenizer)
+    return c
+
+
 def _check_options(c: LMConfig) -> None:
     positive = ("max_steps", "context", "batch_size", "grad_accum", "log_every", "eval_every", "eval_sequences",
                 "checkpoint_every", "keep_checkpoints", "tokenizer_vocab")
@@ -403,12 +422,13 @@ def lm_worker(config: dict) -> None:
     from ingest.readers import InputFile, InputSpec
     from train.feed import Cursor, GlobalBatches, collect_sequences, token_dataset
     from train.loop import (MetricsLog, adamw_param_groups, all_reduce_mean, all_reduce_sum, broadcast_rows,
-                            cosine_with_warmup, peak_flops, read_checkpoint, report_checkpoint, set_threads, world,
+                            cosine_with_warmup, peak_flops, read_checkpoint, report_checkpoint, quiet_worker_logs, say, set_threads, world,
                             write_checkpoint)
 
     cfg = config["cfg"]
     out = config["output"]
     set_threads(config["threads"])
+    quiet_worker_logs()
     rank, size = world()
     device = ray.train.torch.get_device()
     on_gpu = device.type == "cuda"
@@ -555,15 +575,14 @@ def lm_worker(config: dict) -> None:
                 metrics_log.write(record)
                 if not cfg["quiet"]:
                     extra = f" | mfu {record['mfu']:.1%}" if "mfu" in record else ""
-                    print(f"step {step}/{cfg['max_steps']} | loss {loss_mean:.4f} | lr {record['lr']:.2e} | "
-                          f"{record['tokens_per_s']:,.0f} tokens/s{extra}", flush=True)
+                    say(f"step {step}/{cfg['max_steps']} | loss {loss_mean:.4f} | lr {record['lr']:.2e} | "
+                        f"{record['tokens_per_s']:,.0f} tokens/s{extra}")
         if step % cfg["eval_every"] == 0 and step != cfg["max_steps"]:
             last_eval = evaluate()
             if rank == 0:
                 eval_log.write(last_eval)
                 if not cfg["quiet"]:
-                    print(f"eval at step {step}: loss {last_eval['eval_loss']:.4f}, perplexity {last_eval['perplexity']:.2f}",
-                          flush=True)
+                    say(f"eval at step {step}: loss {last_eval['eval_loss']:.4f}, perplexity {last_eval['perplexity']:.2f}")
         if step % cfg["checkpoint_every"] == 0 and step != cfg["max_steps"]:
             save({"step": step})
 

@@ -80,6 +80,28 @@ def plan_workers(workers: int | None, device: str, cluster_cpus: float, cluster_
     return WorkerPlan(workers, use_gpu, round(per, 4), max(1, int(math.floor(per + 1e-9))), feed_cpus)
 
 
+def say(line: str) -> None:
+    """A progress line from a training worker. Written to the process's real stdout (Ray forwards it
+    to the driver once): Ray Train's patched ``print`` would also log it, so it showed twice."""
+    import sys
+
+    sys.__stdout__.write(line + "\n")
+    sys.__stdout__.flush()
+
+
+def quiet_worker_logs() -> None:
+    """Ray Train logs every report and checkpoint at INFO from each worker; the job's own progress
+    line says the same once."""
+    import logging
+
+    import ray.train.v2._internal.execution.context as train_context
+    from transformers.utils import logging as hf_logging
+
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
+    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)  # that module names its logger by path
+    hf_logging.disable_progress_bar()
+
+
 def set_threads(threads: int) -> None:
     import torch
 
