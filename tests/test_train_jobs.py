@@ -1,0 +1,162 @@
+"""The training jobs on a real local Ray (2 CPUs, Ray Train V2, gloo) and real text: a tiny LM learns
+with 2 workers; a run killed by SIGKILL after a checkpoint and resumed ends with the same weights as
+an uninterrupted one; the classifier beats the majority class and its model loads in the
+``model_classifier`` stage; a pipeline's ``train:`` section trains on that run's kept output."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _weights(model_dir):
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(model_dir) / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def lm_args(crawl_dir):
+    """A small real-text LM job: C4 and Common Crawl documents, the shared GPT-NeoX tokenizer."""
+    return dict(
+        input=[str(crawl_dir / "jsonl" / "olmo_c4-sample.00000-of-00001.json.gz"),
+               str(crawl_dir / "jsonl" / "dolma_cc_en_head-0091.jsonl.gz")],
+        tokenizer=str(crawl_dir.parent / "tokenizer" / "gpt-neo-test-tokenizer.json"),
+        workers=2, context=64, batch_size=4, log_every=4, quiet=True,
+    )
+
+
+def test_tiny_lm_learns_with_two_ray_train_workers(ray_local, lm_args, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from train.lm import LMConfig, train_lm
+
+    out = tmp_path / "lm"
+    final = train_lm(LMConfig(output=str(out), max_steps=40, eval_every=20, checkpoint_every=20, lr=2e-3, **lm_args))
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == list(range(4, 41, 4))
+    assert {"step", "loss", "lr", "tokens_seen", "tokens_per_s", "world_size"} <= set(metrics[0])
+    assert all(m["world_size"] == 2 for m in metrics)
+    assert metrics[-1]["tokens_seen"] == 40 * 2 * 4 * 64
+    assert metrics[-1]["loss"] < metrics[0]["loss"] - 1.0, metrics  # it learns
+    evals = [json.loads(line) for line in (out / "eval_history.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [20, 40] and evals[1]["eval_loss"] < evals[0]["eval_loss"]
+    assert final["eval_loss"] < math.log(50280) - 1.0 and final["perplexity"] == pytest.approx(math.exp(final["eval_loss"]))
+    assert json.loads((out / "eval.json").read_text())["step"] == 40
+    assert (out / "loss.png").stat().st_size > 10_000
+    model = AutoModelForCausalLM.from_pretrained(out / "model")
+    tok = AutoTokenizer.from_pretrained(out / "model")
+    ids = tok("The weather today is", return_tensors="pt").input_ids
+    assert model.generate(ids, max_new_tokens=5, do_sample=False).shape[1] == ids.shape[1] + 5
+
+
+def test_sigkill_after_a_checkpoint_then_resume_ends_with_the_same_weights(ray_local, lm_args, tmp_path):
+    from train.lm import LMConfig, train_lm
+
+    steps = dict(max_steps=12, checkpoint_every=4, eval_every=12)
+    reference = tmp_path / "uninterrupted"
+    train_lm(LMConfig(output=str(reference), **steps, **lm_args))
+
+    out = tmp_path / "killed"
+    flags = ["--output", str(out), "--tokenizer", lm_args["tokenizer"], "--workers", "2", "--context", "64",
+             "--batch-size", "4", "--max-steps", "12", "--checkpoint-every", "4", "--eval-every", "12", "--log-every", "4",
+             "--quiet"]
+    for path in lm_args["input"]:
+        flags += ["--input", path]
+    cmd = [sys.executable, "-m", "cluster.cli", "train", "lm", *flags]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        states = [json.loads(p.read_text()) for p in out.glob("checkpoints/*/checkpoint_*/state.json")]
+        if any(s["step"] >= 8 for s in states):
+            os.kill(proc.pid, signal.SIGKILL)
+            killed_at = max(s["step"] for s in states)
+            break
+        time.sleep(0.1)
+    proc.wait(timeout=60)
+    assert killed_at is not None and killed_at < 12, f"no checkpoint before the end: {proc.stderr.read().decode()[-2000:]}"
+    assert not (out / "model").exists()  # it really died before the end
+
+    resumed = subprocess.run([c for c in cmd if c != "--quiet"] + ["--resume"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming at step {killed_at}" in resumed.stderr
+    a, b = _weights(reference / "model"), _weights(out / "model")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert (a[name] - b[name]).abs().max().item() <= 1e-5, name
+    ref_eval = json.loads((reference / "eval.json").read_text())
+    got_eval = json.loads((out / "eval.json").read_text())
+    assert got_eval["step"] == ref_eval["step"] == 12 and got_eval["tokens_seen"] == ref_eval["tokens_seen"]
+    assert got_eval["eval_loss"] == pytest.approx(ref_eval["eval_loss"], abs=1e-5)
+    steps_logged = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps_logged == [4, 8, 12]  # the killed run's lines past the checkpoint are not repeated
+
+
+REGISTER = "multilingual/turkunlp_register"
+
+
+def test_register_classifier_beats_the_majority_class_and_loads_as_a_stage(ray_local, crawl_dir, tmp_path):
+    from filters.model_classifier import ModelClassifier
+    from ingest.schema import batch_of
+    from train.finetune import ClassifierConfig, prepare_classifier, train_classifier
+
+    data = crawl_dir.parent / REGISTER
+    # CORE registers: upper-case main registers, lower-case sub-registers ignored, hybrids dropped.
+    c = ClassifierConfig(input=[str(data / "SvCORE_dev.tsv"), str(data / "FrCORE_dev.tsv")], output=str(tmp_path / "clf"),
+                         label_field="label", label_pattern="[A-Z]+", multi_label="drop", epochs=3, max_length=64,
+                         lr=1e-4, batch_size=16, workers=2, quiet=True)
+    prepared = prepare_classifier(c)
+    assert prepared.dropped["multi_label"] > 50 and set(prepared.labels) >= {"NA", "IN", "IP", "OP", "ID", "HI"}
+    report = train_classifier(c, prepared=prepared)
+    saved = json.loads((tmp_path / "clf" / "report.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    assert {"accuracy", "macro_f1", "weighted_f1", "per_class", "confusion"} <= set(report)
+    assert sum(map(sum, report["confusion"]["matrix"])) == report["eval_rows"] == prepared.eval.num_rows
+    # Stated margin: macro-F1 at least 0.05 above always predicting the majority class.
+    assert report["macro_f1"] >= report["majority_baseline"]["macro_f1"] + 0.05, report
+
+    stage = ModelClassifier(model_path=str(tmp_path / "clf" / "model"), score_label="IN", threshold=0.0, device="cpu")
+    stage.setup()
+    texts = prepared.eval["text"].to_pylist()[:8]
+    scored = stage(batch_of(texts))
+    scores = scored["model_classifier_score"].to_pylist()
+    assert len(scores) == 8 and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_pipeline_train_section_trains_on_the_runs_kept_output(ray_local, crawl_dir, tmp_path):
+    import yaml
+
+    from cluster.cli import main
+
+    config = {
+        "input": {"paths": [str(crawl_dir / "jsonl" / "olmo_c4-sample.00000-of-00001.json.gz")]},
+        "output": {"path": str(tmp_path / "run")},
+        "stages": ["length", {"c4": {}}],
+        "train": {"tokenizer": str(crawl_dir.parent / "tokenizer" / "gpt-neo-test-tokenizer.json"), "workers": 1,
+                  "max_steps": 6, "context": 64, "batch_size": 4, "log_every": 3, "eval_every": 6, "checkpoint_every": 6},
+    }
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", "--config", str(path), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert 0 < summary["kept"] < summary["input_documents"]
+    final = json.loads((tmp_path / "run" / "train" / "eval.json").read_text())
+    assert final["step"] == 6 and final["tokens_seen"] == 6 * 4 * 64
+    assert (tmp_path / "run" / "train" / "model" / "model.safetensors").is_file()
+
+    bad = dict(config, train={**config["train"], "context": "long"})
+    path.write_text(yaml.safe_dump(bad))
+    assert main(["run", "--config", str(path), "--output", str(tmp_path / "never"), "--quiet"]) == 2
+    assert not (tmp_path / "never").exists()
