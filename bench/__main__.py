@@ -27,6 +27,11 @@ from bench.harness import (
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train"]:  # python -m bench train: the trainer's benchmark
+        from bench.train import main as train_main
+
+        return train_main(argv[1:])
     from cluster.registry import STAGES
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
