@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-slow bench clean
+.PHONY: install run test test-slow test-gpu bench bench-train bench-gpu clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,17 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m "slow" -q
+
+# Needs a CUDA device; never part of `make test`.
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -m "gpu" -q
+
+bench-train: $(STAMP)
+	$(BIN)/python -m bench.train
+
+# The one prepared GPU run (bf16 LM + MFU at 125M/350M, classifier fine-tuning, GPU inference).
+bench-gpu: $(STAMP)
+	$(BIN)/python -m bench.gpu --out bench/results/gpu
 
 bench: $(STAMP)
 	$(BIN)/pip install -q -e ".[dev,bench]"

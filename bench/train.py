@@ -71,7 +71,11 @@ def _feed_rate(p, context: int, seconds_cap: float = 60.0) -> dict:
     from train.feed import Packer
     from train.lm import build_datasets
 
+    from ray.data import ExecutionOptions, ExecutionResources
+
     ds = build_datasets(p)["train"]
+    # The feed's share of the cluster when training: feed_cpus (1) CPU.
+    ds.context.execution_options = ExecutionOptions(resource_limits=ExecutionResources(cpu=1), preserve_order=True)
     packer = Packer(context)
     start = time.perf_counter()
     tokens = docs = 0
@@ -124,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         shard = build_datasets(p)["train"].iterator()
         feed = GlobalBatches(shard, args.context, Cursor())
         batches = [feed.next(args.batch_size) for _ in range(args.steps)]
+        del feed, shard  # its iterator must not outlive the Ray session
         print("bench.train: bare PyTorch loop, fresh process, 1 thread", file=sys.stderr)
         with get_context("spawn").Pool(1) as pool:
             bare = pool.apply(_bare_loop, (p.model_config, batches, 1, cfg.lr, log_every))

@@ -74,6 +74,11 @@ def _tokenizer(tokenizer_json: str):
     key = hash(tokenizer_json)
     tok = _TOKENIZERS.get(key)
     if tok is None:
+        import os
+
+        # One thread per task: Ray Data runs as many tokenize tasks as the feed has CPUs; the Rust
+        # thread pool would otherwise spread each task over every core, on top of the trainers.
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
         from tokenizers import Tokenizer
 
         tok = _TOKENIZERS[key] = Tokenizer.from_str(tokenizer_json)

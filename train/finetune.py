@@ -220,7 +220,7 @@ def train_classifier(c: ClassifierConfig, *, prepared: PreparedClassifier | None
 
     p = prepared or prepare_classifier(c)
     if not ray.is_initialized():
-        ray.init(include_dashboard=False, logging_level="ERROR")
+        ray.init(include_dashboard=False, logging_level="ERROR", logging_config=ray.LoggingConfig(log_level="ERROR"))
     res = ray.cluster_resources()
     plan = plan_workers(c.workers, c.device, float(res.get("CPU", 1)), float(res.get("GPU", 0)), c.feed_cpus)
     out = Path(c.output).resolve()

@@ -315,7 +315,7 @@ def train_lm(c: LMConfig, *, datasets: dict | None = None, prepared: Prepared | 
 
     p = prepared or prepare(c)
     if not ray.is_initialized():
-        ray.init(include_dashboard=False, logging_level="ERROR")
+        ray.init(include_dashboard=False, logging_level="ERROR", logging_config=ray.LoggingConfig(log_level="ERROR"))
     quiet_data_progress()
     cpus, gpus = _cluster_resources()
     plan = plan_workers(c.workers, c.device, cpus, gpus, c.feed_cpus, c.cpus_per_worker)
