@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
 
     add_ablate_flags(ablate)
 
+    from cluster.submit import add_jobs_flags, add_submit_flags
+
+    add_submit_flags(sub.add_parser("submit", help="run a pipeline on a Ray cluster as a detached job (Job Submission API)"))
+    add_jobs_flags(sub.add_parser("jobs", help="list | status | logs | stop the cluster's jobs"))
+
     bench = sub.add_parser("bench", help="throughput benchmarks (same as python -m bench)")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
@@ -121,9 +126,18 @@ def _train_lm(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from cluster.submit import SubmitError
     from train.models import TrainInputError
 
     try:
+        if args.command == "submit":
+            from cluster.submit import submit
+
+            return submit(args)
+        if args.command == "jobs":
+            from cluster.submit import jobs
+
+            return jobs(args)
         if args.command == "train":
             if args.job == "lm":
                 return _train_lm(args)
@@ -149,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             from bench.__main__ import main as bench_main
 
             return bench_main(args.rest)
-    except (ConfigError, TrainInputError) as exc:
+    except (ConfigError, TrainInputError, SubmitError) as exc:
         print(f"crawlsift: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -103,6 +103,37 @@ def test_sigkill_after_a_checkpoint_then_resume_ends_with_the_same_weights(ray_l
     steps_logged = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps_logged == [4, 8, 12]  # the killed run's lines past the checkpoint are not repeated
 
+    # A training worker killed inside a run: Ray Train restarts the group from the last checkpoint
+    # (FailureConfig) and rank 0 rebuilds the feed at the cursor: same final weights again.
+    restarted = tmp_path / "worker_killed"
+    config = tmp_path / "train.yaml"
+    config.write_text(json.dumps({"max_failures": 2}))
+    before = _train_worker_pids()
+    cmd_restart = [sys.executable, "-m", "cluster.cli", "train", "lm", "--config", str(config),
+                   *[c if c != str(out) else str(restarted) for c in flags]]
+    proc = subprocess.Popen(cmd_restart, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, victim = time.time() + 240, None
+    while time.time() < deadline and proc.poll() is None:
+        states = [json.loads(p.read_text()) for p in restarted.glob("checkpoints/*/checkpoint_*/state.json")]
+        fresh = _train_worker_pids() - before
+        if any(s["step"] >= 4 for s in states) and fresh:
+            victim = max(fresh)
+            os.kill(victim, signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    _, err = proc.communicate(timeout=300)
+    assert victim is not None, err.decode()[-2000:]
+    assert proc.returncode == 0, err.decode()[-3000:]
+    c = _weights(restarted / "model")
+    for name in a:
+        assert (a[name] - c[name]).abs().max().item() <= 1e-5, name
+    assert json.loads((restarted / "eval.json").read_text())["step"] == 12
+
+
+def _train_worker_pids() -> set[int]:
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return {int(line.split()[0]) for line in out.splitlines() if "RayTrainWorker" in line and "IDLE" not in line}
+
 
 REGISTER = "multilingual/turkunlp_register"
 

@@ -1,0 +1,132 @@
+"""A real two-node Ray cluster on 127.0.0.1 (a head and a worker node, each its own raylet and CPU),
+token authentication on, driven through ``crawlsift submit`` / ``crawlsift jobs``."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pids_with(text: str) -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if text in line and "ps -eo" not in line]
+
+
+@pytest.fixture(scope="module")
+def token_cluster():
+    """Head (1 CPU) + worker node (1 CPU), token auth; stopped by killing exactly its processes."""
+    token = secrets.token_hex(16)
+    temp = tempfile.mkdtemp(prefix="csr", dir="/tmp")  # short: Ray's socket paths have a length limit
+    port, dash = _free_port(), _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "PATH": f"{BIN}:{os.environ['PATH']}",
+           "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    env.pop("RAY_ADDRESS", None)
+    common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", f"--temp-dir={temp}", "--disable-usage-stats"]
+
+    def node_ports():  # two nodes on one host: each agent needs its own ports (the defaults are fixed)
+        return [f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
+                f"--metrics-export-port={_free_port()}", f"--runtime-env-agent-port={_free_port()}"]
+
+    subprocess.run([str(BIN / "ray"), "start", "--head", f"--port={port}", f"--dashboard-port={dash}",
+                    "--dashboard-host=127.0.0.1", "--include-dashboard=true", *common, *node_ports()], env=env, check=True,
+                   capture_output=True, timeout=120)
+    subprocess.run([str(BIN / "ray"), "start", f"--address=127.0.0.1:{port}", *common, *node_ports()], env=env, check=True,
+                   capture_output=True, timeout=120)
+    address = f"http://127.0.0.1:{dash}"
+    yield {"address": address, "token": token, "env": env, "temp": temp}
+    for pid in _pids_with(temp):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+PLACEMENT = """
+import json, sys
+from ray.job_submission import JobSubmissionClient
+from ray.util.state import list_nodes, list_tasks
+address, job = sys.argv[1], sys.argv[2]
+ray_job = JobSubmissionClient(address).get_job_info(job).job_id
+tasks = list_tasks(address=address, filters=[("job_id", "=", ray_job)], limit=10000, raise_on_missing_output=False)
+nodes = list_nodes(address=address)
+print(json.dumps({"task_nodes": sorted({t.node_id for t in tasks if t.node_id}),
+                  "alive_nodes": sorted(n.node_id for n in nodes if n.state == "ALIVE")}))
+"""
+
+
+def _cli(*args, env):
+    return subprocess.run([sys.executable, "-m", "cluster.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def _ids(run_dir: Path) -> list[str]:
+    return sorted(i for p in sorted((run_dir / "kept").glob("*.parquet")) for i in pq.read_table(p, columns=["id"])["id"].to_pylist())
+
+
+def test_submit_runs_on_both_nodes_with_token_auth_and_equals_a_local_run(token_cluster, crawl_dir, tmp_path, ray_local):
+    from cluster.config import build_config
+    from cluster.run import run_pipeline
+
+    inputs = [str(p) for p in sorted((crawl_dir / "jsonl").glob("*.gz"))]
+    stages = ["normalize", "length", "gopher_quality", "c4", "exact_dedup"]
+    config = {"input": {"paths": inputs}, "output": {"path": str(tmp_path / "cluster_run")}, "stages": stages,
+              "batch_size": 200}
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = token_cluster["env"]
+
+    # Without the token, or with a wrong one: refused with one line naming what to set, exit 2.
+    no_token = {k: v for k, v in env.items() if k not in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    refused = _cli("submit", "--address", token_cluster["address"], str(path), env=no_token)
+    assert refused.returncode == 2, refused.stderr
+    assert [line for line in refused.stderr.splitlines() if line.strip()] == [refused.stderr.strip()]
+    assert "RAY_AUTH_TOKEN" in refused.stderr
+    wrong = _cli("submit", "--address", token_cluster["address"], str(path), env={**env, "RAY_AUTH_TOKEN": "0" * 32})
+    assert wrong.returncode == 2 and "refused the token" in wrong.stderr, wrong.stderr
+
+    done = _cli("submit", "--address", token_cluster["address"], str(path), "--wait", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    job_id = done.stdout.strip().splitlines()[-1]
+    assert token_cluster["token"] not in done.stdout + done.stderr
+
+    status = _cli("jobs", "status", job_id, "--address", token_cluster["address"], env=env)
+    assert status.stdout.strip() == "SUCCEEDED"
+    logs = _cli("jobs", "logs", job_id, "--address", token_cluster["address"], env=env)
+    assert "input documents" in logs.stdout and token_cluster["token"] not in logs.stdout
+    listed = _cli("jobs", "list", "--address", token_cluster["address"], env=env)
+    assert job_id in listed.stdout
+
+    # Placement, from the state API (in a process of its own: Ray caches the token it loads first).
+    probe = subprocess.run([sys.executable, "-c", PLACEMENT, token_cluster["address"], job_id], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    placement = json.loads(probe.stdout.strip().splitlines()[-1])
+    nodes, alive = set(placement["task_nodes"]), set(placement["alive_nodes"])
+    assert len(alive) == 2 and nodes == alive, (nodes, alive)
+
+    summary = json.loads((tmp_path / "cluster_run" / "summary.json").read_text())
+    local = run_pipeline(build_config({**config, "output": {"path": str(tmp_path / "local_run")}}), progress=False)
+    for key in ("input_documents", "kept", "rejected", "unreadable"):
+        assert summary[key] == local[key], key
+    assert _ids(tmp_path / "cluster_run") == _ids(tmp_path / "local_run")
