@@ -103,14 +103,26 @@ def test_sigkill_after_a_checkpoint_then_resume_ends_with_the_same_weights(ray_l
     steps_logged = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps_logged == [4, 8, 12]  # the killed run's lines past the checkpoint are not repeated
 
-    # A training worker killed inside a run: Ray Train restarts the group from the last checkpoint
-    # (FailureConfig) and rank 0 rebuilds the feed at the cursor: same final weights again.
+
+@pytest.mark.slow
+def test_a_killed_training_worker_is_restarted_from_the_last_checkpoint(ray_local, lm_args, tmp_path):
+    """A training worker killed inside a run: Ray Train restarts the group from the last checkpoint
+    (FailureConfig) and rank 0 rebuilds the feed at the cursor: the same final weights as without."""
+    from train.lm import LMConfig, train_lm
+
+    reference = tmp_path / "uninterrupted"
+    train_lm(LMConfig(output=str(reference), max_steps=12, checkpoint_every=4, eval_every=12, **lm_args))
+    a = _weights(reference / "model")
     restarted = tmp_path / "worker_killed"
+    flags = ["--output", str(restarted), "--tokenizer", lm_args["tokenizer"], "--workers", "2", "--context", "64",
+             "--batch-size", "4", "--max-steps", "12", "--checkpoint-every", "4", "--eval-every", "12", "--log-every", "4",
+             "--quiet"]
+    for path in lm_args["input"]:
+        flags += ["--input", path]
     config = tmp_path / "train.yaml"
     config.write_text(json.dumps({"max_failures": 2}))
     before = _train_worker_pids()
-    cmd_restart = [sys.executable, "-m", "cluster.cli", "train", "lm", "--config", str(config),
-                   *[c if c != str(out) else str(restarted) for c in flags]]
+    cmd_restart = [sys.executable, "-m", "cluster.cli", "train", "lm", "--config", str(config), *flags]
     proc = subprocess.Popen(cmd_restart, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline, victim = time.time() + 240, None
     while time.time() < deadline and proc.poll() is None:
