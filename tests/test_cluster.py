@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -28,8 +30,21 @@ def _free_port() -> int:
 
 
 def _pids_with(text: str) -> list[int]:
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    return [int(line.split()[0]) for line in out.splitlines() if text in line and "ps -eo" not in line]
+    """Processes whose command line names ``text``, and all their descendants (the dashboard's module
+    processes are forked without the session path in their arguments)."""
+    out = subprocess.run(["ps", "-eo", "pid=,ppid=,args=", "-ww"], capture_output=True, text=True).stdout
+    rows = [line.split(None, 2) for line in out.splitlines() if line.strip()]
+    found = {int(pid) for pid, _, args in (r + [""] * (3 - len(r)) for r in rows) if text in args and "ps -eo" not in args}
+    children = {}
+    for r in rows:
+        children.setdefault(int(r[1]), []).append(int(r[0]))
+    stack = list(found)
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return sorted(found)
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +69,17 @@ def token_cluster():
                    capture_output=True, timeout=120)
     address = f"http://127.0.0.1:{dash}"
     yield {"address": address, "token": token, "env": env, "temp": temp}
-    for pid in _pids_with(temp):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    for _ in range(20):  # until nothing of this cluster is left (its processes start children)
+        pids = _pids_with(temp)
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.25)
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 PLACEMENT = """

@@ -110,6 +110,9 @@ def test_workers_leave_cpus_to_the_feed():
     assert plan_workers(None, "auto", 16, 4).workers == 4
     gpu = plan_workers(None, "auto", 16, 4)
     assert gpu.use_gpu and gpu.workers * gpu.cpus_per_worker + gpu.feed_cpus <= 16
+    # 8-GPU nodes with 16 CPUs each beside CPU nodes: a GPU worker asks for 2 CPUs, so the group fits them.
+    node = plan_workers(None, "auto", cluster_cpus=2 * 64 + 16, cluster_gpus=8, cpus_per_gpu=2)
+    assert node.workers == 8 and node.cpus_per_worker == 2
     with pytest.raises(TrainInputError, match="do not fit"):
         plan_workers(3, "cpu", cluster_cpus=2, cluster_gpus=0, feed_cpus=1, cpus_per_worker=1)
     with pytest.raises(TrainInputError, match="no GPU"):

@@ -221,8 +221,9 @@ def train_classifier(c: ClassifierConfig, *, prepared: PreparedClassifier | None
     p = prepared or prepare_classifier(c)
     if not ray.is_initialized():
         ray.init(include_dashboard=False, logging_level="ERROR", logging_config=ray.LoggingConfig(log_level="ERROR"))
-    res = ray.cluster_resources()
-    plan = plan_workers(c.workers, c.device, float(res.get("CPU", 1)), float(res.get("GPU", 0)), c.feed_cpus)
+    from train.lm import cluster_shape
+
+    plan = plan_workers(c.workers, c.device, feed_cpus=c.feed_cpus, **cluster_shape())
     out = Path(c.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
     # Shuffled once, deterministically, so the equal split gives every worker a mix of classes.

@@ -279,11 +279,15 @@ def quiet_data_progress() -> None:
     ctx.print_on_execution_start = False
 
 
-def _cluster_resources() -> tuple[float, float]:
+def cluster_shape() -> dict:
+    """Total CPUs and GPUs, and the fewest CPUs per GPU on any GPU node (what a GPU worker may ask for)."""
     import ray
 
     res = ray.cluster_resources()
-    return float(res.get("CPU", 1)), float(res.get("GPU", 0))
+    ratios = [n["Resources"].get("CPU", 0) / n["Resources"]["GPU"] for n in ray.nodes()
+              if n.get("Alive") and n["Resources"].get("GPU", 0) > 0]
+    return {"cluster_cpus": float(res.get("CPU", 1)), "cluster_gpus": float(res.get("GPU", 0)),
+            "cpus_per_gpu": min(ratios) if ratios else None}
 
 
 def build_datasets(p: Prepared, start=None) -> dict:
@@ -317,8 +321,7 @@ def train_lm(c: LMConfig, *, datasets: dict | None = None, prepared: Prepared | 
     if not ray.is_initialized():
         ray.init(include_dashboard=False, logging_level="ERROR", logging_config=ray.LoggingConfig(log_level="ERROR"))
     quiet_data_progress()
-    cpus, gpus = _cluster_resources()
-    plan = plan_workers(c.workers, c.device, cpus, gpus, c.feed_cpus, c.cpus_per_worker)
+    plan = plan_workers(c.workers, c.device, feed_cpus=c.feed_cpus, cpus_per_worker=c.cpus_per_worker, **cluster_shape())
     start = Cursor.from_dict(p.resume_state["cursor"]) if p.resume_state else None
     if datasets is None:
         datasets = build_datasets(p, start)

@@ -48,14 +48,17 @@ class WorkerPlan:
 
 
 def plan_workers(workers: int | None, device: str, cluster_cpus: float, cluster_gpus: float,
-                 feed_cpus: float | None = None, cpus_per_worker: float | None = None) -> WorkerPlan:
+                 feed_cpus: float | None = None, cpus_per_worker: float | None = None,
+                 cpus_per_gpu: float | None = None) -> WorkerPlan:
     """Size the Ray Train workers so the Ray Data feed always has CPUs to run on.
 
     A worker group that reserves every CPU leaves Ray Data's read and tokenize tasks unschedulable
     and the job waits forever (seen with 2 CPU workers on a 2-CPU node). So ``feed_cpus`` (default 1,
     or half the CPUs on a 1-CPU node) is kept out of the workers' reservation, and CPU workers share
     the rest as fractional reservations; each worker runs ``floor(cpus_per_worker)`` (at least 1) torch
-    threads, set explicitly because Ray sets ``OMP_NUM_THREADS`` to the reservation."""
+    threads, set explicitly because Ray sets ``OMP_NUM_THREADS`` to the reservation. A GPU worker asks
+    for at most the CPUs its node has per GPU (``cpus_per_gpu``, the smallest over the GPU nodes), up to
+    8, so a worker group always fits on the GPU nodes."""
     if device not in ("auto", "cpu", "cuda"):
         raise TrainInputError(f"--device {device!r}: expected auto, cpu or cuda")
     use_gpu = device == "cuda" or (device == "auto" and cluster_gpus >= 1)
@@ -69,7 +72,11 @@ def plan_workers(workers: int | None, device: str, cluster_cpus: float, cluster_
         workers = workers or int(cluster_gpus)
         if workers > cluster_gpus:
             raise TrainInputError(f"--workers {workers}: the Ray cluster has {cluster_gpus:g} GPU(s)")
-        per = cpus_per_worker or max(1.0, min(8.0, (cluster_cpus - feed_cpus) // workers))
+        per = cpus_per_worker
+        if per is None:
+            per = max(1.0, min(8.0, (cluster_cpus - feed_cpus) // workers))
+            if cpus_per_gpu is not None:
+                per = max(1.0, min(per, math.floor(cpus_per_gpu)))
     else:
         workers = workers or 1
         per = cpus_per_worker or (cluster_cpus - feed_cpus) / workers
