@@ -203,3 +203,30 @@ def test_pipeline_train_section_trains_on_the_runs_kept_output(ray_local, crawl_
     path.write_text(yaml.safe_dump(bad))
     assert main(["run", "--config", str(path), "--output", str(tmp_path / "never"), "--quiet"]) == 2
     assert not (tmp_path / "never").exists()
+
+
+def test_regression_head_fineweb_edu_style_loads_as_a_stage(ray_local, crawl_dir, tmp_path):
+    """--regression on human quality judgements: a document's score is 5 x the share of its lines
+    that TurkuNLP annotators marked clean (0-5, FineWeb-Edu's scale); the saved model scores documents
+    in model_classifier with its keep rule round(score) >= 3."""
+    from filters.model_classifier import ModelClassifier
+    from ingest.schema import batch_of
+    from train.finetune import ClassifierConfig, train_classifier
+
+    rows = []
+    for path in sorted((crawl_dir.parent / "quality" / "turkunlp_text_quality").glob("*/*.json")):
+        for doc in json.loads(path.read_text()):
+            labels = [int(x) for x in doc["labels"]]
+            rows.append({"text": "\n".join(doc["text"]), "score": round(5 * sum(labels) / len(labels), 3)})
+    data = tmp_path / "scored.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = train_classifier(ClassifierConfig(input=[str(data)], output=str(tmp_path / "edu"), label_field="score",
+                                               regression=True, epochs=1, max_length=64, workers=1, quiet=True))
+    assert report["task"] == "regression" and report["eval_rows"] == round(0.2 * len(rows))
+    assert report["mse"] > 0 and 0 <= report["keep_f1"] <= 1
+    stage = ModelClassifier(model_path=str(tmp_path / "edu" / "model"), device="cpu")
+    stage.setup()
+    out = stage(batch_of([rows[0]["text"], rows[1]["text"]]))
+    assert out["model_classifier_score"].null_count == 0
+    keep = [r is None for r in out["rejected_by"].to_pylist()]
+    assert keep == [round(s) >= 3 for s in out["model_classifier_score"].to_pylist()]
