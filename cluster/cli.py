@@ -230,14 +230,14 @@ def _run(args) -> int:
     else:
         print(account_table(summary))
         print(f"\noutput: {config.output}/kept, rejected, errors.jsonl, summary.json, report.html")
-    if config.train is not None:
+    if config.train is not None and "train" not in summary:  # not trained on the live stream: on kept/ now
         from train.lm import train_lm
 
         if not args.quiet:
             print(f"crawlsift: training on the kept output -> {config.train.output}", file=sys.stderr)
-        final = train_lm(config.train)  # same Ray session as the filters
-        if args.json:
-            print(json.dumps({"train": final}, indent=2))
+        summary["train"] = train_lm(config.train)  # same Ray session as the filters
+    if config.train is not None and args.json:
+        print(json.dumps({"train": summary["train"]}, indent=2))
     return 0
 
 

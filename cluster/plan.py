@@ -105,11 +105,12 @@ class _WriteBatch:
     """The sink: final kept/rejected Parquet, or (``intermediate_dir``) every row of the batch
     as a part file for the next segment."""
 
-    def __init__(self, output: str, files: list[InputFile], intermediate_dir: str | None = None):
+    def __init__(self, output: str, files: list[InputFile], intermediate_dir: str | None = None, keeper=None):
         self.output = output
         self.keys = {f.index: f.key for f in files}
         self.paths = {f.index: f.path for f in files}
         self.intermediate_dir = intermediate_dir
+        self.keeper = keeper
         self._out = None
 
     def __call__(self, table: pa.Table) -> pa.Table:
@@ -117,13 +118,30 @@ class _WriteBatch:
             self._out = OutputDir(self.output)
         if self.intermediate_dir:
             return write_intermediate(table, self._out, self.intermediate_dir, self.keys)
-        return write_batch(table, self._out, self.keys, self.paths)
+        stats = write_batch(table, self._out, self.keys, self.paths)
+        if self.keeper is None:
+            return stats
+        import ray
+
+        # The account first (so a finished file's manifest never lags its parts), then the kept
+        # documents flow on to the trainer.
+        ray.get(self.keeper.add.remote(stats))
+        return kept_stream(table)
+
+
+def kept_stream(table: pa.Table) -> pa.Table:
+    """The kept documents of a processed batch, as the trainer's tokenizer takes them."""
+    import pyarrow.compute as pc
+
+    kept = table.filter(pc.is_null(table.column("rejected_by")))
+    return kept.select(["id", "text", "_file", "_seq"])
 
 
 def build_dataset(files: list[InputFile], spec: InputSpec, stages: list[Stage], output: str, *,
                   batch_size: int, parallelism: int | None, actors_per_stage: int | None = None,
-                  source: _ReadParts | None = None, intermediate_dir: str | None = None):
-    """Read (raw inputs, or ``source``: the previous segment's parts) -> stages -> sink."""
+                  source: _ReadParts | None = None, intermediate_dir: str | None = None, keeper=None):
+    """Read (raw inputs, or ``source``: the previous segment's parts) -> stages -> sink. With a
+    ``keeper`` (a FileAccount actor) the sink reports its stats there and yields the kept documents."""
     import ray.data
 
     ds = ray.data.from_items(file_items(files), override_num_blocks=len(files))
@@ -147,7 +165,7 @@ def build_dataset(files: list[InputFile], spec: InputSpec, stages: list[Stage], 
             )
         else:
             ds = ds.map_batches(_StatelessStage(stage), batch_size=None, batch_format="pyarrow", zero_copy_batch=True)
-    return ds.map_batches(_WriteBatch(output, files, intermediate_dir), batch_size=None, batch_format="pyarrow")
+    return ds.map_batches(_WriteBatch(output, files, intermediate_dir, keeper), batch_size=None, batch_format="pyarrow")
 
 
 def _cluster_cpus() -> int:

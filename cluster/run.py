@@ -106,6 +106,7 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bo
     files = config.files
     keys = {f.index: f.key for f in files}
     segments = split_segments(config.stages)
+    trained = None
     run_seconds = 0.0
     processed = 0
     redo_downstream = False  # set once anything upstream changed in this run
@@ -123,8 +124,13 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bo
             init_ray(config.ray_address)
             label = "" if len(segments) == 1 else f"segment {i + 1}/{len(segments)} "
             plan_stages = stages + ([GlobalMap(global_stage)] if global_stage else [])
-            run_seconds += _process(config, pending, out, progress, len(files) - len(pending), plan_stages,
-                                    done_dir=done_dir, parts_dir=parts_dir, source=source, label=label)
+            if final and live_training(config, pending, files):
+                seconds, trained = _process_live(config, pending, out, progress, len(files) - len(pending), plan_stages,
+                                                 source=source, label=label)
+                run_seconds += seconds
+            else:
+                run_seconds += _process(config, pending, out, progress, len(files) - len(pending), plan_stages,
+                                        done_dir=done_dir, parts_dir=parts_dir, source=source, label=label)
             redo_downstream = True
             if final:
                 processed = len(pending)
@@ -144,7 +150,16 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bo
 
     summary = write_summary(config, out, files, wall_seconds=time.time() - started, processed=processed)
     summary["processing_seconds"] = run_seconds
+    if trained is not None:
+        summary["train"] = trained
     return summary
+
+
+def live_training(config: PipelineConfig, pending: list[InputFile], files: list[InputFile]) -> bool:
+    """Train on the live kept stream only when the whole final segment runs now: a resumed run's
+    finished inputs are not in the stream, so it trains on kept/ after the filters instead."""
+    train = config.train
+    return train is not None and getattr(train, "live", False) and not train.resume and len(pending) == len(files)
 
 
 def split_segments(stages: list[Stage]) -> list[tuple[GlobalStage | None, list[Stage], GlobalStage | None]]:
@@ -181,6 +196,43 @@ def _clear(out: OutputDir) -> None:
         out.fs.delete_dir(out.path("_state"))
 
 
+class FileAccount:
+    """Collects the sink's stats rows and writes each input's done manifest once all its rows are in.
+    Used by the driver's loop, or as a Ray actor the sink reports to when the driver is busy training
+    on the kept stream."""
+
+    def __init__(self, output: str, pending: list[InputFile], done_dir: str, already_done: int):
+        self.output = output
+        self.by_index = {f.index: f for f in pending}
+        self.done_dir = done_dir
+        self.groups: dict[int, list[dict]] = defaultdict(list)
+        self.rows: dict[int, int] = defaultdict(int)
+        self.last_seq: dict[int, int] = {}
+        self.done = already_done
+        self.documents = self.kept = self.unreadable = 0
+        self._out = None
+
+    def add(self, stats) -> None:
+        if self._out is None:
+            self._out = OutputDir(self.output)
+        for row in stats.to_pylist():
+            account = json.loads(row["account"])
+            index = row["file"]
+            self.groups[index].append(account)
+            self.rows[index] += row["rows"]
+            self.documents += account["documents"] + sum(account.get("unreadable", {}).values())
+            self.kept += account.get("kept", account["documents"])
+            self.unreadable += sum(account.get("unreadable", {}).values())
+            if row["last_seq"] >= 0:
+                self.last_seq[index] = row["last_seq"]
+            if index in self.last_seq and self.rows[index] == self.last_seq[index] + 1:
+                _finish_file(self._out, self.by_index[index], self.groups.pop(index), self.rows[index], self.done_dir)
+                self.done += 1
+
+    def progress(self) -> tuple[int, int, int, int]:
+        return self.done, self.documents, self.kept, self.unreadable
+
+
 def _process(config: PipelineConfig, pending: list[InputFile], out: OutputDir, show: bool, already_done: int,
              stages: list[Stage], *, done_dir: str, parts_dir: str | None, source, label: str) -> float:
     ds = build_dataset(
@@ -193,37 +245,62 @@ def _process(config: PipelineConfig, pending: list[InputFile], out: OutputDir, s
         source=source,
         intermediate_dir=parts_dir,
     )
-    by_index = {f.index: f for f in pending}
-    groups: dict[int, list[dict]] = defaultdict(list)
-    rows: dict[int, int] = defaultdict(int)
-    last_seq: dict[int, int] = {}
-    done = already_done
-    documents = kept = unreadable = 0
+    account = FileAccount(config.output, pending, done_dir, already_done)
     meter = Progress(len(config.files), label=label) if show else None
     start = time.monotonic()
     for stats in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        for row in stats.to_pylist():
-            account = json.loads(row["account"])
-            index = row["file"]
-            groups[index].append(account)
-            rows[index] += row["rows"]
-            documents += account["documents"] + sum(account.get("unreadable", {}).values())
-            kept += account.get("kept", account["documents"])
-            unreadable += sum(account.get("unreadable", {}).values())
-            if row["last_seq"] >= 0:
-                last_seq[index] = row["last_seq"]
-            if index in last_seq and rows[index] == last_seq[index] + 1:
-                _finish_file(out, by_index[index], groups.pop(index), rows[index], done_dir)
-                done += 1
+        account.add(stats)
         if meter:
-            meter.update(done, documents, kept, unreadable)
+            meter.update(*account.progress())
     if meter:
-        meter.update(done, documents, kept, unreadable, force=True)
+        meter.update(*account.progress(), force=True)
         meter.close()
-    unfinished = [by_index[i].path for i in by_index if not _finished(out, by_index[i], done_dir)]
+    _check_finished(out, pending, done_dir)
+    return time.monotonic() - start
+
+
+def _check_finished(out: OutputDir, pending: list[InputFile], done_dir: str) -> None:
+    unfinished = [f.path for f in pending if not _finished(out, f, done_dir)]
     if unfinished:
         raise RuntimeError(f"{len(unfinished)} input(s) did not finish, e.g. {unfinished[0]}; rerun to resume")
-    return time.monotonic() - start
+
+
+def _process_live(config: PipelineConfig, pending: list[InputFile], out: OutputDir, show: bool, already_done: int,
+                  stages: list[Stage], *, source, label: str) -> tuple[float, dict]:
+    """The final segment streamed straight into ``train lm``: the sink writes kept/rejected as usual,
+    reports its stats to a ``FileAccount`` actor, and passes the kept documents on to the trainer, so
+    the kept text is never read back. Returns (seconds, the trainer's final eval)."""
+    import threading
+
+    import ray
+
+    from train.lm import train_live
+
+    keeper = ray.remote(num_cpus=0)(FileAccount).remote(config.output, pending, "_state/done", already_done)
+    ds = build_dataset(pending, config.input, stages, config.output, batch_size=config.batch_size,
+                       parallelism=config.parallelism, source=source, keeper=keeper)
+    meter = Progress(len(config.files), label=label + "filter -> train ") if show else None
+    stop = threading.Event()
+
+    def report():
+        while not stop.wait(1.0):
+            meter.update(*ray.get(keeper.progress.remote()))
+
+    watcher = threading.Thread(target=report, daemon=True) if meter else None
+    if watcher:
+        watcher.start()
+    start = time.monotonic()
+    try:
+        final = train_live(config.train, ds, raw_files=config.files, spec=config.input, run_output=config.output)
+    finally:
+        stop.set()
+        if watcher:
+            watcher.join()
+    if meter:
+        meter.update(*ray.get(keeper.progress.remote()), force=True)
+        meter.close()
+    _check_finished(out, pending, "_state/done")
+    return time.monotonic() - start, final
 
 
 def _finish_file(out: OutputDir, f: InputFile, accounts: list[dict], rows: int, done_dir: str) -> None:

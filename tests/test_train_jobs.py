@@ -178,6 +178,123 @@ def test_register_classifier_beats_the_majority_class_and_loads_as_a_stage(ray_l
     assert len(scores) == 8 and all(0.0 <= s <= 1.0 for s in scores)
 
 
+def test_pipeline_train_section_trains_on_the_live_kept_stream(ray_local, crawl_dir, tmp_path):
+    """One `crawlsift run`: the final segment's kept documents stream into the trainer as the filters
+    produce them (no read of kept/), the account stays exact; a rerun over the finished run trains on
+    kept/ instead."""
+    import pyarrow.parquet as pq
+    import yaml
+
+    from cluster.cli import main
+
+    config = {
+        "input": {"paths": [str(crawl_dir / "jsonl" / "olmo_c4-sample.00000-of-00001.json.gz")]},
+        "output": {"path": str(tmp_path / "run")},
+        "stages": ["length", {"c4": {}}],
+        "train": {"tokenizer": str(crawl_dir.parent / "tokenizer" / "gpt-neo-test-tokenizer.json"), "workers": 1,
+                  "max_steps": 6, "context": 64, "batch_size": 4, "log_every": 3, "eval_every": 6, "checkpoint_every": 6},
+    }
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", "--config", str(path), "--quiet"]) == 0
+    run = tmp_path / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    kept_rows = sum(pq.read_metadata(p).num_rows for p in (run / "kept").glob("*.parquet"))
+    assert 0 < summary["kept"] == kept_rows < summary["input_documents"]
+    assert summary["input_documents"] == summary["kept"] + summary["rejected_total"] + summary["unreadable_total"]
+    final = json.loads((run / "train" / "eval.json").read_text())
+    assert final["step"] == 6 and final["tokens_seen"] == 6 * 4 * 64 and final["eval_tokens"] > 0
+    states = [json.loads(p.read_text()) for p in (run / "train").glob("checkpoints/*/checkpoint_*/state.json")]
+    assert states and all(s["mode"] == "live" for s in states)
+    assert (run / "train" / "model" / "model.safetensors").is_file()
+
+    # The run is finished: training again (overwrite) reads kept/.
+    config["train"]["overwrite"] = True
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", "--config", str(path), "--quiet"]) == 0
+    states = [json.loads(p.read_text()) for p in (run / "train").glob("checkpoints/*/checkpoint_*/state.json")]
+    assert states and all(s["mode"] == "files" for s in states)
+    assert json.loads((run / "train" / "eval.json").read_text())["step"] == 6
+
+    bad = dict(config, train={**config["train"], "overwrite": False, "context": "long"})
+    path.write_text(yaml.safe_dump(bad))
+    assert main(["run", "--config", str(path), "--output", str(tmp_path / "never"), "--quiet"]) == 2
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_killed_training_worker_is_restarted_from_the_last_checkpoint(ray_local, lm_args, tmp_path):
+    """A training worker killed inside a run: Ray Train restarts the group from the last checkpoint
+    (FailureConfig) and rank 0 rebuilds the feed at the cursor: the same final weights as without."""
+    from train.lm import LMConfig, train_lm
+
+    reference = tmp_path / "uninterrupted"
+    train_lm(LMConfig(output=str(reference), max_steps=12, checkpoint_every=4, eval_every=12, **lm_args))
+    a = _weights(reference / "model")
+    restarted = tmp_path / "worker_killed"
+    flags = ["--output", str(restarted), "--tokenizer", lm_args["tokenizer"], "--workers", "2", "--context", "64",
+             "--batch-size", "4", "--max-steps", "12", "--checkpoint-every", "4", "--eval-every", "12", "--log-every", "4",
+             "--quiet"]
+    for path in lm_args["input"]:
+        flags += ["--input", path]
+    config = tmp_path / "train.yaml"
+    config.write_text(json.dumps({"max_failures": 2}))
+    before = _train_worker_pids()
+    cmd_restart = [sys.executable, "-m", "cluster.cli", "train", "lm", "--config", str(config), *flags]
+    proc = subprocess.Popen(cmd_restart, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, victim = time.time() + 240, None
+    while time.time() < deadline and proc.poll() is None:
+        states = [json.loads(p.read_text()) for p in restarted.glob("checkpoints/*/checkpoint_*/state.json")]
+        fresh = _train_worker_pids() - before
+        if any(s["step"] >= 4 for s in states) and fresh:
+            victim = max(fresh)
+            os.kill(victim, signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    _, err = proc.communicate(timeout=300)
+    assert victim is not None, err.decode()[-2000:]
+    assert proc.returncode == 0, err.decode()[-3000:]
+    c = _weights(restarted / "model")
+    for name in a:
+        assert (a[name] - c[name]).abs().max().item() <= 1e-5, name
+    assert json.loads((restarted / "eval.json").read_text())["step"] == 12
+
+
+def _train_worker_pids() -> set[int]:
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return {int(line.split()[0]) for line in out.splitlines() if "RayTrainWorker" in line and "IDLE" not in line}
+
+
+REGISTER = "multilingual/turkunlp_register"
+
+
+def test_register_classifier_beats_the_majority_class_and_loads_as_a_stage(ray_local, crawl_dir, tmp_path):
+    from filters.model_classifier import ModelClassifier
+    from ingest.schema import batch_of
+    from train.finetune import ClassifierConfig, prepare_classifier, train_classifier
+
+    data = crawl_dir.parent / REGISTER
+    # CORE registers: upper-case main registers, lower-case sub-registers ignored, hybrids dropped.
+    c = ClassifierConfig(input=[str(data / "SvCORE_dev.tsv"), str(data / "FrCORE_dev.tsv")], output=str(tmp_path / "clf"),
+                         label_field="label", label_pattern="[A-Z]+", multi_label="drop", epochs=3, max_length=64,
+                         lr=1e-4, batch_size=16, workers=2, quiet=True)
+    prepared = prepare_classifier(c)
+    assert prepared.dropped["multi_label"] > 50 and set(prepared.labels) >= {"NA", "IN", "IP", "OP", "ID", "HI"}
+    report = train_classifier(c, prepared=prepared)
+    saved = json.loads((tmp_path / "clf" / "report.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    assert {"accuracy", "macro_f1", "weighted_f1", "per_class", "confusion"} <= set(report)
+    assert sum(map(sum, report["confusion"]["matrix"])) == report["eval_rows"] == prepared.eval.num_rows
+    # Stated margin: macro-F1 at least 0.05 above always predicting the majority class.
+    assert report["macro_f1"] >= report["majority_baseline"]["macro_f1"] + 0.05, report
+
+    stage = ModelClassifier(model_path=str(tmp_path / "clf" / "model"), score_label="IN", threshold=0.0, device="cpu")
+    stage.setup()
+    texts = prepared.eval["text"].to_pylist()[:8]
+    scored = stage(batch_of(texts))
+    scores = scored["model_classifier_score"].to_pylist()
+    assert len(scores) == 8 and all(0.0 <= s <= 1.0 for s in scores)
+
+
 def test_pipeline_train_section_trains_on_the_runs_kept_output(ray_local, crawl_dir, tmp_path):
     import yaml
 
@@ -199,7 +316,7 @@ def test_pipeline_train_section_trains_on_the_runs_kept_output(ray_local, crawl_
     assert final["step"] == 6 and final["tokens_seen"] == 6 * 4 * 64
     assert (tmp_path / "run" / "train" / "model" / "model.safetensors").is_file()
 
-    bad = dict(config, train={**config["train"], "context": "long"})
+    bad = dict(config, train={**config["train"], "overwrite": False, "context": "long"})
     path.write_text(yaml.safe_dump(bad))
     assert main(["run", "--config", str(path), "--output", str(tmp_path / "never"), "--quiet"]) == 2
     assert not (tmp_path / "never").exists()

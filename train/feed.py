@@ -92,7 +92,8 @@ class TokenizeDocuments:
     holdout, "eval": inside it, "all": both) at or after ``start`` (file, seq)."""
 
     def __init__(self, tokenizer_json: str, eos_id: int, part: str = "train", holdout: float = 0.0,
-                 start: tuple[int, int] | None = None, max_chars: int | None = None):
+                 start: tuple[int, int] | None = None, max_chars: int | None = None, mark_holdout: bool = False):
+        self.mark_holdout = mark_holdout  # keep both parts and say which (the live kept stream feeds both)
         self.tokenizer_json = tokenizer_json
         self.eos_id = eos_id
         self.part = part
@@ -104,14 +105,20 @@ class TokenizeDocuments:
         keep = pc.and_(pc.is_valid(batch["text"]), pc.is_null(batch["rejected_by"])) if "rejected_by" in batch.column_names \
             else pc.is_valid(batch["text"])
         keep = np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)
-        if self.part != "all" and self.holdout > 0:
+        held = None
+        if self.mark_holdout:
+            held = in_holdout(batch["id"].combine_chunks(), self.holdout)
+        elif self.part != "all" and self.holdout > 0:
             held = in_holdout(batch["id"].combine_chunks(), self.holdout)
             keep &= held if self.part == "eval" else ~held
+            held = None
         if self.start is not None:
             files = batch["_file"].to_numpy()
             seqs = batch["_seq"].to_numpy()
             keep &= (files > self.start[0]) | ((files == self.start[0]) & (seqs >= self.start[1]))
         batch = batch.filter(pa.array(keep))
+        if held is not None:
+            held = held[keep]
         texts = batch["text"].to_pylist()
         if self.max_chars:
             texts = [t[: self.max_chars] for t in texts]
@@ -124,7 +131,10 @@ class TokenizeDocuments:
         flat[ends - 1] = self.eos_id
         offsets = np.concatenate([[0], ends]).astype(np.int64)
         tokens = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.int32()))
-        return pa.table({"tokens": tokens, "_file": batch["_file"], "_seq": batch["_seq"]})
+        columns = {"tokens": tokens, "_file": batch["_file"], "_seq": batch["_seq"]}
+        if held is not None:
+            columns["_holdout"] = pa.array(held, type=pa.bool_())
+        return pa.table(columns)
 
 
 def token_dataset(files: list[InputFile], spec: InputSpec, tokenizer_json: str, eos_id: int, *, part: str,
@@ -217,8 +227,14 @@ class GlobalBatches:
     starts a new epoch (the full dataset) when the stream ends, up to ``max_epochs``."""
 
     def __init__(self, full_shard, context: int, start: Cursor, resume_shard=None, max_epochs: int | None = None,
-                 prefetch_batches: int = 2):
+                 prefetch_batches: int = 2, next_epoch=None, eval_limit: int = 0):
         self.full_shard = full_shard
+        # Live runs: epochs after the first come from kept/ on disk (``next_epoch()`` gives the shard),
+        # and the stream's held-out documents fill the eval set (up to ``eval_limit`` sequences).
+        self.next_epoch = next_epoch
+        self.eval_limit = eval_limit
+        self.eval_packer = Packer(context) if eval_limit else None
+        self._eval_rows = np.zeros((0, context + 1), dtype=np.int32)
         self.context = context
         self.max_epochs = max_epochs
         self.prefetch_batches = prefetch_batches
@@ -241,12 +257,42 @@ class GlobalBatches:
                     return None
                 # Epoch boundary: the carry continues (EOS-separated) into the next pass.
                 self.packer.epoch += 1
-                self._batches = self._iterate(self.full_shard)
+                self._batches = self._iterate(self.next_epoch() if self.next_epoch else self.full_shard)
                 continue
-            if batch.num_rows:
-                self.packer.push(batch["tokens"].combine_chunks(), batch["_file"].to_numpy(), batch["_seq"].to_numpy())
+            self._push(batch, train=True)
         out = self.packer.take(n)
         return out
+
+    def _push(self, batch, train: bool) -> None:
+        if not batch.num_rows:
+            return
+        if "_holdout" in batch.column_names:
+            held = batch["_holdout"].to_numpy(zero_copy_only=False)
+            if self.eval_packer is not None and held.any() and self.eval_packer.available() < self.eval_limit:
+                part = batch.filter(pa.array(held))
+                self.eval_packer.push(part["tokens"].combine_chunks(), part["_file"].to_numpy(), part["_seq"].to_numpy())
+            batch = batch.filter(pa.array(~held))
+            if not batch.num_rows:
+                return
+        if train:
+            self.packer.push(batch["tokens"].combine_chunks(), batch["_file"].to_numpy(), batch["_seq"].to_numpy())
+
+    def drain(self) -> None:
+        """Read the first pass to its end without training on it: a live stream must run to the end so
+        the filters finish and account for every document; its held-out documents still fill the eval set."""
+        if self.packer.epoch != 0 or self.exhausted:
+            return
+        for batch in self._batches:
+            self._push(batch, train=False)
+        self.exhausted = True
+
+    def eval_rows(self) -> np.ndarray:
+        """The live eval set so far: a fixed prefix that grows to ``eval_limit`` sequences."""
+        if self.eval_packer is not None:
+            n = min(self.eval_limit - len(self._eval_rows), self.eval_packer.available())
+            if n > 0:
+                self._eval_rows = np.concatenate([self._eval_rows, self.eval_packer.take(n)])
+        return self._eval_rows
 
     def cursor(self) -> Cursor:
         """The next token not yet handed out (what a checkpoint stores)."""

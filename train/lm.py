@@ -72,6 +72,9 @@ class LMConfig:
     resume: bool = False
     overwrite: bool = False
     quiet: bool = False
+    # In a pipeline's train: section: train on the kept stream as the filters produce it (a fresh run),
+    # rather than on kept/ after they finish.
+    live: bool = True
 
 
 def config_from(data: dict, where: str = "train") -> LMConfig:
@@ -208,8 +211,10 @@ def _train_tokenizer(files, spec, c: LMConfig):
     return train_bpe(texts(), vocab_size=c.tokenizer_vocab)
 
 
-def prepare(c: LMConfig) -> Prepared:
-    """Everything that can be wrong is found here, before Ray starts: one TrainInputError line."""
+def prepare(c: LMConfig, live_files=None, live_spec=None) -> Prepared:
+    """Everything that can be wrong is found here, before Ray starts: one TrainInputError line.
+    ``live_files``: the pipeline's raw inputs when training on its live kept stream (the kept output
+    does not exist yet; a tokenizer to train comes from the raw text)."""
     from train.loop import latest_checkpoint
     from train.models import (check_model_dir, eos_id_of, llama_config, load_tokenizer_file, model_context_limit)
 
@@ -222,6 +227,9 @@ def prepare(c: LMConfig) -> Prepared:
         if found is None:
             raise TrainInputError(f"--resume: no checkpoint in {ckpt_root}")
         resume_from, resume_state = found
+        if resume_state.get("mode") == "live":
+            raise TrainInputError(f"the checkpoints in {ckpt_root} were taken on a pipeline's live kept stream, whose "
+                                  "positions do not map onto kept/; set overwrite: true to train again from kept/")
     elif (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()) and not c.overwrite:
         raise TrainInputError(f"{c.output} holds a training run; use --resume to continue it or --overwrite to replace it")
 
@@ -234,7 +242,10 @@ def prepare(c: LMConfig) -> Prepared:
     elif c.arch not in ("tiny", "small", "base"):
         raise TrainInputError(f"--arch {c.arch!r}: expected tiny, small or base")
 
-    files, spec = _resolve_files(c.input, c, "--input")
+    if live_files is not None:
+        files, spec = live_files, live_spec
+    else:
+        files, spec = _resolve_files(c.input, c, "--input")
     eval_files = None
     if c.eval_input:
         eval_files, _ = _resolve_files(c.eval_input, c, "--eval-input")
@@ -265,7 +276,7 @@ def prepare(c: LMConfig) -> Prepared:
         built = llama_config(c.arch, int(math.ceil(vocab / 64) * 64), c.context, eos_id).to_dict()
 
     fingerprint = _input_fingerprint(files)
-    if resume_state and resume_state.get("input_fingerprint") not in (None, fingerprint):
+    if resume_state and live_files is None and resume_state.get("input_fingerprint") not in (None, fingerprint):
         raise TrainInputError("--resume: the input files differ from the checkpointed run's (paths or sizes)")
     return Prepared(c, files, eval_files, spec, tok.to_str(), eos_id, vocab, built, resume_from, resume_state, fingerprint)
 
@@ -306,9 +317,26 @@ def build_datasets(p: Prepared, start=None) -> dict:
     return datasets
 
 
-def train_lm(c: LMConfig, *, datasets: dict | None = None, prepared: Prepared | None = None) -> dict:
+def train_live(c: LMConfig, kept_stream, *, raw_files, spec, run_output: str) -> dict:
+    """``train lm`` on a pipeline's kept stream (the final segment's sink passes kept documents on):
+    tokenized in the stream, trained on as it arrives; held-out documents of the stream are the eval
+    set unless ``eval_input`` is given; epochs after the first read the finished kept/."""
+    from train.feed import TokenizeDocuments, token_dataset
+
+    p = prepare(c, live_files=raw_files, live_spec=spec)
+    tok = TokenizeDocuments(p.tokenizer_json, p.eos_id, part="all", holdout=c.eval_fraction, mark_holdout=True)
+    datasets = {"train": kept_stream.map_batches(tok, batch_size=None, batch_format="pyarrow", zero_copy_batch=True)}
+    if p.eval_files:
+        part = "eval" if c.eval_holdout_only else "all"
+        datasets["eval"] = token_dataset(p.eval_files, p.spec, p.tokenizer_json, p.eos_id, part=part, holdout=c.eval_fraction)
+    return train_lm(c, datasets=datasets, prepared=p, live_kept_dir=f"{run_output}/kept")
+
+
+def train_lm(c: LMConfig, *, datasets: dict | None = None, prepared: Prepared | None = None,
+             live_kept_dir: str | None = None) -> dict:
     """Run the job on the current Ray (started if needed); returns the final eval record.
-    ``datasets`` replaces the input's token datasets (a pipeline run's live kept stream)."""
+    ``datasets`` replaces the input's token datasets (``train_live``: a pipeline run's kept stream,
+    whose later epochs come from ``live_kept_dir``)."""
     import ray
     from ray.data import ExecutionOptions
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
@@ -352,6 +380,7 @@ def train_lm(c: LMConfig, *, datasets: dict | None = None, prepared: Prepared | 
         "threads": plan.threads_per_worker,
         "files": [(f.index, f.path, f.size) for f in p.files],
         "spec": dataclasses.asdict(p.spec),
+        "live_kept_dir": live_kept_dir,
     }
     if not c.quiet:
         print(f"crawlsift: train lm on {len(p.files)} file(s), {plan.describe()}"
@@ -365,7 +394,8 @@ def train_lm(c: LMConfig, *, datasets: dict | None = None, prepared: Prepared | 
             name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
             storage_path=str(out / "checkpoints"),
             checkpoint_config=CheckpointConfig(num_to_keep=c.keep_checkpoints),
-            failure_config=FailureConfig(max_failures=c.max_failures),
+            # A live stream cannot be replayed from a cursor: a restarted group would re-run the filters.
+            failure_config=FailureConfig(max_failures=0 if live_kept_dir else c.max_failures),
         ),
         datasets=datasets,
         # Unsplit: only rank 0 reads (and broadcasts), in one deterministic order.
@@ -382,8 +412,9 @@ def train_lm(c: LMConfig, *, datasets: dict | None = None, prepared: Prepared | 
                     xlabel="step", ylabel="cross-entropy (nats/token)", title="crawlsift train lm")
     final = json.loads((out / "eval.json").read_text())
     if not c.quiet:
-        print(f"crawlsift: step {final['step']}: eval loss {final['eval_loss']:.4f}, perplexity {final['perplexity']:.2f}; "
-              f"model in {out / 'model'}", file=sys.stderr)
+        shown = "no eval text" if final["eval_loss"] is None else \
+            f"eval loss {final['eval_loss']:.4f}, perplexity {final['perplexity']:.2f}"
+        print(f"crawlsift: step {final['step']}: {shown}; model in {out / 'model'}", file=sys.stderr)
     return final
 
 
@@ -495,11 +526,23 @@ def lm_worker(config: dict) -> None:
                 resume_shard = ray.train.get_dataset_shard("train_resume")
             except KeyError:
                 resume_shard = None
-        feed = GlobalBatches(full, context, cursor, resume_shard=resume_shard, max_epochs=cfg["max_epochs"])
-        eval_rows = collect_sequences(ray.train.get_dataset_shard("eval"), context, cfg["eval_sequences"])
+        next_epoch, eval_limit = None, 0
+        live_eval = False
+        if config["live_kept_dir"]:
+            next_epoch = _kept_epoch(config, cfg)
+            try:
+                ray.train.get_dataset_shard("eval")
+            except KeyError:
+                live_eval, eval_limit = True, cfg["eval_sequences"]
+        feed = GlobalBatches(full, context, cursor, resume_shard=resume_shard, max_epochs=cfg["max_epochs"],
+                             next_epoch=next_epoch, eval_limit=eval_limit)
+        eval_rows = None if live_eval else collect_sequences(ray.train.get_dataset_shard("eval"), context, cfg["eval_sequences"])
     else:
         eval_rows = None
-    eval_rows = broadcast_rows(eval_rows, context + 1, device)
+    # Live runs without eval text fill the eval set from the stream's held-out documents as they pass.
+    live_eval = bool(broadcast_rows(np.array([[1 if rank == 0 and feed.eval_limit else 0]], dtype=np.int32), 1, device)[0, 0])
+    if not live_eval:
+        eval_rows = broadcast_rows(eval_rows, context + 1, device)
 
     metrics_log = MetricsLog(os.path.join(out, "metrics.jsonl"), resume_step=step if ckpt_dir else None) if rank == 0 else None
     eval_log = MetricsLog(os.path.join(out, "eval_history.jsonl"), resume_step=step if ckpt_dir else None) if rank == 0 else None
@@ -514,14 +557,27 @@ def lm_worker(config: dict) -> None:
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), seq[:, 1:].reshape(-1))
 
     def evaluate() -> dict:
+        rows = broadcast_rows(feed.eval_rows() if rank == 0 else None, context + 1, device) if live_eval else eval_rows
+        if rows is None or len(rows) == 0:
+            return {"step": step, "eval_loss": None, "perplexity": None, "eval_tokens": 0}
+        # Every rank runs the same number of forward passes (FSDP and DDP forwards are collective):
+        # equal slices, the last padded with weight-0 rows.
+        share = -(-len(rows) // size)
+        weights = np.zeros(share * size, dtype=np.float64)
+        weights[: len(rows)] = 1.0
+        padded = np.concatenate([rows, np.repeat(rows[:1], share * size - len(rows), axis=0)])
+        mine, mine_w = padded[rank * share: (rank + 1) * share], weights[rank * share: (rank + 1) * share]
         wrapped.eval()
         total = count = 0.0
-        mine = eval_rows[rank::size]
         with torch.no_grad():
-            for i in range(0, len(mine), per_rank):
-                chunk = mine[i: i + per_rank]
-                total += float(loss_of(chunk)) * chunk.shape[0] * context
-                count += chunk.shape[0] * context
+            for i in range(0, share, per_rank):
+                seq = torch.from_numpy(mine[i: i + per_rank]).to(device, dtype=torch.long)
+                with autocast:
+                    logits = forward(input_ids=seq[:, :-1]).logits
+                per_row = F.cross_entropy(logits.float().transpose(1, 2), seq[:, 1:], reduction="none").sum(dim=1)
+                w = torch.from_numpy(mine_w[i: i + per_rank]).to(device)
+                total += float((per_row.double() * w).sum())
+                count += float(w.sum()) * context
         total, count = all_reduce_sum([total, count], device)
         wrapped.train()
         loss = total / max(count, 1)
@@ -533,6 +589,7 @@ def lm_worker(config: dict) -> None:
     def save(metrics: dict) -> None:
         model_state, optim_state = checkpoint_state()
         state = {"step": step, "tokens_seen": tokens_seen, "cursor": feed.cursor().as_dict() if feed else None,
+                 "mode": "live" if config["live_kept_dir"] else "files",
                  "input_fingerprint": config["fingerprint"], "world_size": size, "global_batch": global_rows * cfg["grad_accum"]}
         report_checkpoint(metrics, lambda d: write_checkpoint(d, model_state=model_state, optimizer_state=optim_state,
                                                                scheduler_state=scheduler.state_dict(), state=state), rank)
@@ -584,11 +641,13 @@ def lm_worker(config: dict) -> None:
             last_eval = evaluate()
             if rank == 0:
                 eval_log.write(last_eval)
-                if not cfg["quiet"]:
+                if not cfg["quiet"] and last_eval["eval_loss"] is not None:
                     say(f"eval at step {step}: loss {last_eval['eval_loss']:.4f}, perplexity {last_eval['perplexity']:.2f}")
         if step % cfg["checkpoint_every"] == 0 and step != cfg["max_steps"]:
             save({"step": step})
 
+    if rank == 0 and config["live_kept_dir"]:
+        feed.drain()  # the filters must run to the end and account for every document
     last_eval = evaluate()
     last_eval["tokens_seen"] = tokens_seen
     last_eval["data_exhausted"] = exhausted
@@ -605,6 +664,20 @@ def lm_worker(config: dict) -> None:
             shutil.copy(os.path.join(tok_dir, name), os.path.join(model_dir, name))
         with open(os.path.join(out, "eval.json"), "w") as f:
             json.dump(last_eval, f, indent=2)
+
+
+def _kept_epoch(config: dict, cfg: dict):
+    """Epochs after the live pass: the finished kept/ of the run, tokenized like any input."""
+
+    def shard():
+        from ingest.readers import InputSpec, resolve_inputs
+        from train.feed import token_dataset
+
+        kept = config["live_kept_dir"]
+        return token_dataset(resolve_inputs([kept]), InputSpec(paths=(kept,)), config["tokenizer_json"], config["eos_id"],
+                             part="train", holdout=cfg["eval_fraction"]).iterator()
+
+    return shard
 
 
 class _nullcontext:
