@@ -188,3 +188,17 @@ def test_bad_training_input_is_one_line_and_exit_2(tmp_path, crawl_dir, tiny_lm_
                      "no label field 'stars'")
     _one_line_exit_2(_cli("train", "classifier", "--input", str(no_text), "--label-field", "body", "--output", out),
                      "no text field")
+
+
+def test_a_live_stream_checkpoint_is_not_resumed_onto_kept(tmp_path, crawl_dir):
+    from train.lm import LMConfig, prepare
+
+    ckpt = tmp_path / "out" / "checkpoints" / "run-1" / "checkpoint_1"
+    ckpt.mkdir(parents=True)
+    (ckpt / "model.pt").write_bytes(b"")
+    (ckpt / "optimizer.pt").write_bytes(b"")
+    (ckpt / "state.json").write_text(json.dumps({"step": 3, "mode": "live", "cursor": None}))
+    c = LMConfig(input=[str(crawl_dir / "jsonl" / "olmo_c4-sample.00000-of-00001.json.gz")], output=str(tmp_path / "out"),
+                 resume=True, tokenizer=str(crawl_dir.parent / "tokenizer" / "gpt-neo-test-tokenizer.json"))
+    with pytest.raises(TrainInputError, match="live kept stream"):
+        prepare(c)

@@ -158,7 +158,7 @@ def test_register_classifier_beats_the_majority_class_and_loads_as_a_stage(ray_l
     data = crawl_dir.parent / REGISTER
     # CORE registers: upper-case main registers, lower-case sub-registers ignored, hybrids dropped.
     c = ClassifierConfig(input=[str(data / "SvCORE_dev.tsv"), str(data / "FrCORE_dev.tsv")], output=str(tmp_path / "clf"),
-                         label_field="label", label_pattern="[A-Z]+", multi_label="drop", epochs=3, max_length=64,
+                         label_field="label", label_pattern="[A-Z]+", multi_label="drop", epochs=2, max_length=48,
                          lr=1e-4, batch_size=16, workers=2, quiet=True)
     prepared = prepare_classifier(c)
     assert prepared.dropped["multi_label"] > 50 and set(prepared.labels) >= {"NA", "IN", "IP", "OP", "ID", "HI"}
@@ -275,7 +275,7 @@ def test_register_classifier_beats_the_majority_class_and_loads_as_a_stage(ray_l
     data = crawl_dir.parent / REGISTER
     # CORE registers: upper-case main registers, lower-case sub-registers ignored, hybrids dropped.
     c = ClassifierConfig(input=[str(data / "SvCORE_dev.tsv"), str(data / "FrCORE_dev.tsv")], output=str(tmp_path / "clf"),
-                         label_field="label", label_pattern="[A-Z]+", multi_label="drop", epochs=3, max_length=64,
+                         label_field="label", label_pattern="[A-Z]+", multi_label="drop", epochs=2, max_length=48,
                          lr=1e-4, batch_size=16, workers=2, quiet=True)
     prepared = prepare_classifier(c)
     assert prepared.dropped["multi_label"] > 50 and set(prepared.labels) >= {"NA", "IN", "IP", "OP", "ID", "HI"}
