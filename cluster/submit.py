@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("ingest", "filters", "dedup", "train", "cluster", "bench")
 TERMINAL = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 3}
+# --job -> the crawlsift command the job runs (the staged config, if any, is passed as --config).
+JOBS = {"run": ["run"], "train-lm": ["train", "lm"], "train-classifier": ["train", "classifier"]}
 SECRET_ENV = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
@@ -33,13 +35,18 @@ class SubmitError(ValueError):
 
 
 def add_submit_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", metavar="pipeline.yaml", help="the pipeline config to run on the cluster")
+    p.add_argument("config", metavar="CONFIG.yaml", nargs="?",
+                   help="the pipeline config to run (--job run), or a train.yaml (--job train-lm)")
+    p.add_argument("--job", choices=list(JOBS), default="run",
+                   help="run: the pipeline; train-lm: train lm with CONFIG as its --config; train-classifier: "
+                        "train classifier with the flags after --")
     p.add_argument("--address", default=os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS"),
                    help="the cluster's dashboard / job server, http://HEAD:8265 (default: $RAY_ADDRESS)")
     p.add_argument("--job-id", help="submission id (default: generated)")
     p.add_argument("--wait", action="store_true", help="wait for the job's end; exit 0 succeeded, 1 failed, 3 stopped")
     p.add_argument("--follow", action="store_true", help="stream the job's log until it ends (implies --wait)")
     p.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="-- then more flags for the job's command")
 
 
 def add_jobs_flags(p: argparse.ArgumentParser) -> None:
@@ -74,40 +81,66 @@ def _explain(address: str, exc: Exception) -> str:
     return f"{address}: {type(exc).__name__}: {text.splitlines()[0][:200] if text else ''}"
 
 
-def stage_working_dir(config_path: str) -> tuple[str, str]:
-    """A temporary directory with the project's packages and the pipeline file; returns (dir, name)."""
-    from cluster.config import load_yaml
-
-    load_yaml(config_path)  # a bad file is one line here, not a failed job later
-    text = Path(config_path).read_text()
-    for name in SECRET_ENV:
-        value = os.environ.get(name)
-        if value and value in text:
-            raise SubmitError(f"{config_path} contains the value of {name}; secrets come from the environment, not the pipeline file")
+def stage_working_dir(config_path: str | None) -> tuple[str, str]:
+    """A temporary directory with the project's packages and the config file; returns (dir, name)."""
+    if config_path:
+        text = Path(config_path).read_text()
+        for name in SECRET_ENV:
+            value = os.environ.get(name)
+            if value and value in text:
+                raise SubmitError(f"{config_path} contains the value of {name}; secrets come from the environment, not the config file")
     staging = tempfile.mkdtemp(prefix="crawlsift-job-")
     for pkg in PACKAGES:
         shutil.copytree(ROOT / pkg, Path(staging) / pkg, ignore=shutil.ignore_patterns("__pycache__", "results", "*.pyc"))
     shutil.copy(ROOT / "pyproject.toml", Path(staging) / "pyproject.toml")
-    shutil.copy(config_path, Path(staging) / "pipeline.yaml")
-    return staging, "pipeline.yaml"
+    if config_path:
+        shutil.copy(config_path, Path(staging) / "job.yaml")
+    return staging, "job.yaml"
+
+
+def _check_job_config(job: str, config: str | None, extra: list[str]) -> dict:
+    """The job's own config, checked here (names and types) so a typo is one line, not a failed job."""
+    from cluster.config import build_config, load_yaml
+
+    if job == "train-classifier":
+        if config:
+            raise SubmitError("--job train-classifier takes its options as flags after --, not a config file")
+        if not extra:
+            raise SubmitError("--job train-classifier needs its flags after --, e.g. -- --input GLOB --label-field label --output DIR")
+        return {}
+    if not config:
+        raise SubmitError(f"--job {job} needs a config file")
+    data = load_yaml(config)
+    if job == "run":
+        build_config(data, resolve=False)
+    else:
+        from train.lm import check_options, config_from
+
+        check_options(config_from(data.get("train", data), config))
+    return data
 
 
 def submit(args) -> int:
-    from cluster.config import load_yaml
+    import shlex
 
-    data = load_yaml(args.config)
+    extra = [a for a in (args.extra or []) if a != "--"]
+    if args.config and args.config.startswith("-"):  # after "--" argparse hands the first flag to CONFIG
+        extra, args.config = [args.config] + extra, None
+    data = _check_job_config(args.job, args.config, extra)
     client = _client(args.address)
-    staging, name = stage_working_dir(args.config)
-    entrypoint = f"python -m cluster.cli run --config {name} --quiet"
-    output = str((data.get("output") or {}).get("path", "")) if isinstance(data.get("output"), dict) else ""
+    staging, name = stage_working_dir(args.config) if args.config else stage_working_dir(None)
+    command = JOBS[args.job] + (["--config", name] if args.config else []) + extra + ["--quiet"]
+    entrypoint = "python -m cluster.cli " + shlex.join(command)
+    output = data.get("output")
+    output = str(output.get("path", "")) if isinstance(output, dict) else str(output or "")
     if "://" not in output:
-        print("crawlsift: note: output.path is not object storage; it is written on the node that runs the job's driver",
+        print("crawlsift: note: the output is not object storage; it is written on the node that runs the job's driver",
               file=sys.stderr)
     try:
         job_id = _submit_with_retry(client, dict(
             entrypoint=entrypoint, submission_id=args.job_id,
             runtime_env={"working_dir": staging, "env_vars": {"PYTHONUNBUFFERED": "1"}},
-            metadata={"crawlsift": "run", "config": os.path.basename(args.config)}), args.address)
+            metadata={"crawlsift": args.job, "config": os.path.basename(args.config or "")}), args.address)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(job_id)

@@ -205,6 +205,20 @@ def test_a_stopped_job_resubmitted_resumes_from_the_finished_work(token_cluster,
 
 
 @pytest.mark.slow
+def test_a_train_lm_job_on_the_cluster(token_cluster, crawl_dir, tmp_path):
+    env, address = token_cluster["env"], token_cluster["address"]
+    train = {"input": [str(crawl_dir / "jsonl" / "olmo_c4-sample.00000-of-00001.json.gz")], "output": str(tmp_path / "lm"),
+             "tokenizer": str(crawl_dir.parent / "tokenizer" / "gpt-neo-test-tokenizer.json"), "workers": 1,
+             "max_steps": 6, "context": 64, "batch_size": 4, "log_every": 3, "eval_every": 6, "checkpoint_every": 6}
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(train))
+    done = _cli("submit", "--address", address, "--job", "train-lm", str(path), "--wait", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    final = json.loads((tmp_path / "lm" / "eval.json").read_text())
+    assert final["step"] == 6 and (tmp_path / "lm" / "model" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
 def test_losing_a_worker_nodes_raylet_mid_run_keeps_the_account_exact(token_cluster, crawl_dir, tmp_path, ray_local):
     """Runs last in this module: it takes the worker node away. Ray retries the lost tasks on the head;
     nothing is lost or written twice (parts are named by input and position, renamed atomically)."""

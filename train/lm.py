@@ -101,7 +101,7 @@ def section_config(data: dict, run_output: str) -> LMConfig:
         raise TrainInputError("train.input: the train section trains on the run's kept output; remove input")
     c = config_from({**data, "input": [f"{run_output}/kept"], "output": data.get("output") or f"{run_output}/train"},
                     where="train")
-    _check_options(c)
+    check_options(c)
     if c.model:
         check_model_dir(c.model, "causal")
     if c.tokenizer:
@@ -109,7 +109,8 @@ def section_config(data: dict, run_output: str) -> LMConfig:
     return c
 
 
-def _check_options(c: LMConfig) -> None:
+def check_options(c: LMConfig) -> None:
+    """Types and ranges of every option (no file is opened)."""
     positive = ("max_steps", "context", "batch_size", "grad_accum", "log_every", "eval_every", "eval_sequences",
                 "checkpoint_every", "keep_checkpoints", "tokenizer_vocab")
     for name in positive:
@@ -218,7 +219,7 @@ def prepare(c: LMConfig, live_files=None, live_spec=None) -> Prepared:
     from train.loop import latest_checkpoint
     from train.models import (check_model_dir, eos_id_of, llama_config, load_tokenizer_file, model_context_limit)
 
-    _check_options(c)
+    check_options(c)
     out = Path(c.output)
     ckpt_root = out / "checkpoints"
     resume_from = resume_state = None
