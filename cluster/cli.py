@@ -125,7 +125,13 @@ def _train_lm(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    extra: list[str] = []
+    if argv[:1] == ["submit"] and "--" in argv:  # submit ... -- FLAGS: FLAGS go to the job's command
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1:]
     args = _parser().parse_args(argv)
+    args.extra = extra
     from cluster.submit import SubmitError
     from train.models import TrainInputError
 

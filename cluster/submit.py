@@ -46,7 +46,6 @@ def add_submit_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", action="store_true", help="wait for the job's end; exit 0 succeeded, 1 failed, 3 stopped")
     p.add_argument("--follow", action="store_true", help="stream the job's log until it ends (implies --wait)")
     p.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
-    p.add_argument("extra", nargs=argparse.REMAINDER, help="-- then more flags for the job's command")
 
 
 def add_jobs_flags(p: argparse.ArgumentParser) -> None:
@@ -123,9 +122,7 @@ def _check_job_config(job: str, config: str | None, extra: list[str]) -> dict:
 def submit(args) -> int:
     import shlex
 
-    extra = [a for a in (args.extra or []) if a != "--"]
-    if args.config and args.config.startswith("-"):  # after "--" argparse hands the first flag to CONFIG
-        extra, args.config = [args.config] + extra, None
+    extra = list(getattr(args, "extra", None) or [])
     data = _check_job_config(args.job, args.config, extra)
     client = _client(args.address)
     staging, name = stage_working_dir(args.config) if args.config else stage_working_dir(None)

@@ -214,6 +214,9 @@ def test_a_train_lm_job_on_the_cluster(token_cluster, crawl_dir, tmp_path):
     path.write_text(yaml.safe_dump(train))
     done = _cli("submit", "--address", address, "--job", "train-lm", str(path), "--wait", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
+    job = done.stdout.strip().splitlines()[-1]
+    logs = _cli("jobs", "logs", job, "--address", address, env=env).stdout
+    assert (tmp_path / "lm" / "eval.json").is_file(), logs[-3000:]
     final = json.loads((tmp_path / "lm" / "eval.json").read_text())
     assert final["step"] == 6 and (tmp_path / "lm" / "model" / "model.safetensors").is_file()
 
