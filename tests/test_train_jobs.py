@@ -247,3 +247,33 @@ def test_regression_head_fineweb_edu_style_loads_as_a_stage(ray_local, crawl_dir
     assert out["model_classifier_score"].null_count == 0
     keep = [r is None for r in out["rejected_by"].to_pylist()]
     assert keep == [round(s) >= 3 for s in out["model_classifier_score"].to_pylist()]
+
+
+def test_training_to_object_storage_checkpoints_and_resumes_there(ray_local, lm_args, s3_server, tmp_path):
+    """--output s3://...: checkpoints through Ray Train's storage filesystem, metrics, eval and the
+    model pushed there; --resume finds the last checkpoint in the bucket (a real S3 server, moto)."""
+    import pyarrow.fs as pafs
+    from transformers import AutoModelForCausalLM
+
+    from train.lm import LMConfig, train_lm
+
+    uri = f"s3://crawl/lm?{s3_server}"
+    args = {**lm_args, "workers": 1, "log_every": 3}
+    train_lm(LMConfig(output=uri, max_steps=6, checkpoint_every=3, eval_every=6, **args))
+    final = train_lm(LMConfig(output=uri, max_steps=9, checkpoint_every=3, eval_every=9, resume=True, **args))
+    assert final["step"] == 9 and final["tokens_seen"] == 9 * 4 * 64
+    fs, root = pafs.FileSystem.from_uri(uri)
+
+    def read(rel):
+        with fs.open_input_stream(f"{root}/{rel}") as f:
+            return f.read().decode()
+
+    assert [json.loads(line)["step"] for line in read("metrics.jsonl").splitlines()] == [3, 6, 9]
+    assert json.loads(read("eval.json"))["step"] == 9
+    states = [i.path for i in fs.get_file_info(pafs.FileSelector(f"{root}/checkpoints", recursive=True))
+              if i.path.endswith("state.json")]
+    assert states
+    (tmp_path / "model").mkdir()
+    pafs.copy_files(f"{root}/model", str(tmp_path / "model"), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "model").config.model_type == "llama"
+    assert fs.get_file_info(f"{root}/loss.png").size > 10_000

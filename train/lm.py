@@ -125,8 +125,6 @@ def check_options(c: LMConfig) -> None:
         raise TrainInputError("no input: give --input GLOB")
     if not c.output:
         raise TrainInputError("no output: give --output DIR")
-    if "://" in c.output:
-        raise TrainInputError(f"--output {c.output}: the trainer writes to a local or shared-filesystem directory")
     if c.eval_fraction == 0 and not c.eval_input:
         raise TrainInputError("eval_fraction 0 needs --eval-input: there is nothing to evaluate on")
 
@@ -216,22 +214,25 @@ def prepare(c: LMConfig, live_files=None, live_spec=None) -> Prepared:
     """Everything that can be wrong is found here, before Ray starts: one TrainInputError line.
     ``live_files``: the pipeline's raw inputs when training on its live kept stream (the kept output
     does not exist yet; a tokenizer to train comes from the raw text)."""
-    from train.loop import latest_checkpoint
+    from train.loop import RunDir, latest_checkpoint_in
     from train.models import (check_model_dir, eos_id_of, llama_config, load_tokenizer_file, model_context_limit)
 
     check_options(c)
-    out = Path(c.output)
-    ckpt_root = out / "checkpoints"
+    run = RunDir(c.output)
+    ckpt_root = f"{c.output.split('?')[0].rstrip('/')}/checkpoints"
     resume_from = resume_state = None
+    try:
+        found = latest_checkpoint_in(run)
+    except OSError as exc:
+        raise TrainInputError(f"--output {c.output}: cannot be reached ({str(exc).splitlines()[0][:160]})") from None
     if c.resume:
-        found = latest_checkpoint(str(ckpt_root))
         if found is None:
             raise TrainInputError(f"--resume: no checkpoint in {ckpt_root}")
         resume_from, resume_state = found
         if resume_state.get("mode") == "live":
             raise TrainInputError(f"the checkpoints in {ckpt_root} were taken on a pipeline's live kept stream, whose "
                                   "positions do not map onto kept/; set overwrite: true to train again from kept/")
-    elif (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()) and not c.overwrite:
+    elif found is not None and not c.overwrite:
         raise TrainInputError(f"{c.output} holds a training run; use --resume to continue it or --overwrite to replace it")
 
     model_cfg = None
@@ -255,8 +256,8 @@ def prepare(c: LMConfig, live_files=None, live_spec=None) -> Prepared:
         tok = load_tokenizer_file(c.tokenizer)
     elif c.model and (Path(c.model) / "tokenizer.json").is_file():
         tok = load_tokenizer_file(c.model)
-    elif resume_from and (out / "tokenizer" / "tokenizer.json").is_file():
-        tok = load_tokenizer_file(str(out / "tokenizer"))
+    elif resume_from and run.pull("tokenizer/tokenizer.json"):
+        tok = load_tokenizer_file(run.local("tokenizer"))
     else:
         tok = None
     eos_id = eos_id_of(tok) if tok is not None else None
@@ -354,13 +355,14 @@ def train_lm(c: LMConfig, *, datasets: dict | None = None, prepared: Prepared | 
     start = Cursor.from_dict(p.resume_state["cursor"]) if p.resume_state else None
     if datasets is None:
         datasets = build_datasets(p, start)
-    out = Path(c.output).resolve()
+    from train.loop import RunDir
+
+    run = RunDir(c.output)
+    out = Path(run.local())  # the run directory, or the local working copy of a remote one
     out.mkdir(parents=True, exist_ok=True)
     if c.overwrite and not c.resume:
-        import shutil
-
         for sub in ("checkpoints", "model"):
-            shutil.rmtree(out / sub, ignore_errors=True)
+            run.delete(sub)
     tok_dir = out / "tokenizer"
     if not (tok_dir / "tokenizer.json").is_file() or not c.resume:
         from tokenizers import Tokenizer
@@ -369,10 +371,11 @@ def train_lm(c: LMConfig, *, datasets: dict | None = None, prepared: Prepared | 
 
         tok_dir.mkdir(exist_ok=True)
         save_hf_tokenizer(Tokenizer.from_str(p.tokenizer_json), tok_dir)
+        run.push("tokenizer")
 
     loop_config = {
         "cfg": dataclasses.asdict(c),
-        "output": str(out),
+        "output": run.uri if run.remote else str(out),
         "model_config": p.model_config,
         "tokenizer_json": p.tokenizer_json,
         "eos_id": p.eos_id,
@@ -393,7 +396,7 @@ def train_lm(c: LMConfig, *, datasets: dict | None = None, prepared: Prepared | 
                                      resources_per_worker={"CPU": plan.cpus_per_worker, **({"GPU": 1} if plan.use_gpu else {})}),
         run_config=RunConfig(
             name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
-            storage_path=str(out / "checkpoints"),
+            **run.ray_storage(),
             checkpoint_config=CheckpointConfig(num_to_keep=c.keep_checkpoints),
             # A live stream cannot be replayed from a cursor: a restarted group would re-run the filters.
             failure_config=FailureConfig(max_failures=0 if live_kept_dir else c.max_failures),
@@ -404,6 +407,8 @@ def train_lm(c: LMConfig, *, datasets: dict | None = None, prepared: Prepared | 
     )
     trainer.fit()
 
+    for name in ("metrics.jsonl", "eval_history.jsonl", "eval.json"):
+        run.pull(name)
     metrics = read_jsonl(str(out / "metrics.jsonl"))
     evals = read_jsonl(str(out / "eval_history.jsonl"))
     if metrics:
@@ -411,11 +416,13 @@ def train_lm(c: LMConfig, *, datasets: dict | None = None, prepared: Prepared | 
                     {"train loss": ([m["step"] for m in metrics], [m["loss"] for m in metrics])},
                     points={"eval loss": ([e["step"] for e in evals], [e["eval_loss"] for e in evals])} if evals else None,
                     xlabel="step", ylabel="cross-entropy (nats/token)", title="crawlsift train lm")
+        run.push("loss.png")
     final = json.loads((out / "eval.json").read_text())
     if not c.quiet:
         shown = "no eval text" if final["eval_loss"] is None else \
             f"eval loss {final['eval_loss']:.4f}, perplexity {final['perplexity']:.2f}"
-        print(f"crawlsift: step {final['step']}: {shown}; model in {out / 'model'}", file=sys.stderr)
+        where = f"{c.output.split('?')[0].rstrip('/')}/model" if run.remote else out / "model"
+        print(f"crawlsift: step {final['step']}: {shown}; model in {where}", file=sys.stderr)
     return final
 
 
@@ -456,12 +463,13 @@ def lm_worker(config: dict) -> None:
 
     from ingest.readers import InputFile, InputSpec
     from train.feed import Cursor, GlobalBatches, collect_sequences, token_dataset
-    from train.loop import (MetricsLog, adamw_param_groups, all_reduce_mean, all_reduce_sum, broadcast_rows,
+    from train.loop import (MetricsLog, RunDir, adamw_param_groups, fetch_checkpoint, all_reduce_mean, all_reduce_sum, broadcast_rows,
                             cosine_with_warmup, peak_flops, read_checkpoint, report_checkpoint, quiet_worker_logs, say, set_threads, world,
                             write_checkpoint)
 
     cfg = config["cfg"]
-    out = config["output"]
+    run = RunDir(config["output"])
+    out = run.local()
     set_threads(config["threads"])
     quiet_worker_logs()
     rank, size = world()
@@ -501,7 +509,7 @@ def lm_worker(config: dict) -> None:
     if ckpt is not None:
         ckpt_dir = ckpt.to_directory()
     elif config["resume_from"]:
-        ckpt_dir = config["resume_from"]
+        ckpt_dir = fetch_checkpoint(run, config["resume_from"])
     if ckpt_dir:
         state, model_state, opt = read_checkpoint(ckpt_dir)
         set_state_dict(wrapped, optimizer, model_state_dict=model_state, optim_state_dict=opt["optimizer"],
@@ -545,6 +553,9 @@ def lm_worker(config: dict) -> None:
     if not live_eval:
         eval_rows = broadcast_rows(eval_rows, context + 1, device)
 
+    if rank == 0 and ckpt_dir:
+        run.pull("metrics.jsonl")
+        run.pull("eval_history.jsonl")
     metrics_log = MetricsLog(os.path.join(out, "metrics.jsonl"), resume_step=step if ckpt_dir else None) if rank == 0 else None
     eval_log = MetricsLog(os.path.join(out, "eval_history.jsonl"), resume_step=step if ckpt_dir else None) if rank == 0 else None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else torch.autocast("cpu", enabled=False)
@@ -634,6 +645,7 @@ def lm_worker(config: dict) -> None:
             window_start, window_tokens = time.perf_counter(), 0
             if rank == 0:
                 metrics_log.write(record)
+                run.push("metrics.jsonl")
                 if not cfg["quiet"]:
                     extra = f" | mfu {record['mfu']:.1%}" if "mfu" in record else ""
                     say(f"step {step}/{cfg['max_steps']} | loss {loss_mean:.4f} | lr {record['lr']:.2e} | "
@@ -642,6 +654,7 @@ def lm_worker(config: dict) -> None:
             last_eval = evaluate()
             if rank == 0:
                 eval_log.write(last_eval)
+                run.push("eval_history.jsonl")
                 if not cfg["quiet"] and last_eval["eval_loss"] is not None:
                     say(f"eval at step {step}: loss {last_eval['eval_loss']:.4f}, perplexity {last_eval['perplexity']:.2f}")
         if step % cfg["checkpoint_every"] == 0 and step != cfg["max_steps"]:
@@ -658,13 +671,15 @@ def lm_worker(config: dict) -> None:
         eval_log.write(last_eval)
         model_dir = os.path.join(out, "model")
         model.save_pretrained(model_dir, state_dict=full_state, safe_serialization=True)
-        tok_dir = os.path.join(out, "tokenizer")
-        for name in os.listdir(tok_dir):
-            import shutil
+        from tokenizers import Tokenizer
 
-            shutil.copy(os.path.join(tok_dir, name), os.path.join(model_dir, name))
+        from train.models import save_hf_tokenizer
+
+        save_hf_tokenizer(Tokenizer.from_str(config["tokenizer_json"]), model_dir)
         with open(os.path.join(out, "eval.json"), "w") as f:
             json.dump(last_eval, f, indent=2)
+        for name in ("model", "eval_history.jsonl", "eval.json"):
+            run.push(name)
 
 
 def _kept_epoch(config: dict, cfg: dict):

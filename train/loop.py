@@ -323,3 +323,137 @@ def plot_curves(path: str, series: dict[str, tuple[list, list]], *, xlabel: str,
 
 def copy_tree(src: str, dst: str) -> None:
     shutil.copytree(src, dst, dirs_exist_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The run's output directory: a local path, or any URI the readers take (s3://bucket/run?...)
+
+
+class RunDir:
+    """Where a training run's files live. Local: used in place. Remote: files are written in a local
+    working copy and pushed (metrics after every write, the model and eval at the end); checkpoints go
+    straight to the remote through Ray Train's storage filesystem. Picklable: workers rebuild the
+    filesystem from the URI."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.remote = "://" in uri
+        self._fs = None
+        self._local = None if self.remote else os.path.abspath(uri)
+
+    @property
+    def fs(self):
+        if self._fs is None:
+            from ingest.readers import filesystem_for
+
+            self._fs, self._root = filesystem_for(self.uri)
+        return self._fs
+
+    @property
+    def root(self) -> str:
+        self.fs  # noqa: B018 - resolves the root with the filesystem
+        return self._root
+
+    def remote_path(self, rel: str = "") -> str:
+        return "/".join(p for p in (self.root.rstrip("/"), rel) if p)
+
+    def local(self, rel: str = "") -> str:
+        """The local working copy (created on first use)."""
+        if self._local is None:
+            self._local = tempfile.mkdtemp(prefix="crawlsift-run-")
+        return os.path.join(self._local, rel) if rel else self._local
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_fs"] = None
+        if self.remote:
+            state["_local"] = None  # another process has its own working copy
+        return state
+
+    def exists(self, rel: str) -> bool:
+        import pyarrow.fs as pafs
+
+        return self.fs.get_file_info(self.remote_path(rel)).type != pafs.FileType.NotFound
+
+    def push(self, rel: str) -> None:
+        """Copy a file or directory of the working copy to the remote (no-op when local)."""
+        if not self.remote:
+            return
+        import pyarrow.fs as pafs
+
+        src = self.local(rel)
+        if os.path.isdir(src):
+            pafs.copy_files(src, self.remote_path(rel), source_filesystem=pafs.LocalFileSystem(),
+                            destination_filesystem=self.fs)
+        elif os.path.exists(src):
+            with open(src, "rb") as f, self.fs.open_output_stream(self.remote_path(rel)) as out:
+                out.write(f.read())
+
+    def pull(self, rel: str) -> bool:
+        """Copy a remote file or directory into the working copy; False when it does not exist."""
+        if not self.remote:
+            return os.path.exists(self.local(rel))
+        import pyarrow.fs as pafs
+
+        info = self.fs.get_file_info(self.remote_path(rel))
+        if info.type == pafs.FileType.NotFound:
+            return False
+        dst = self.local(rel)
+        if info.type == pafs.FileType.Directory:
+            os.makedirs(dst, exist_ok=True)
+            pafs.copy_files(self.remote_path(rel), dst, source_filesystem=self.fs,
+                            destination_filesystem=pafs.LocalFileSystem())
+        else:
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            with self.fs.open_input_stream(self.remote_path(rel)) as f, open(dst, "wb") as out:
+                out.write(f.read())
+        return True
+
+    def ray_storage(self) -> dict:
+        """RunConfig arguments that put Ray Train's checkpoints under ``checkpoints/``."""
+        if not self.remote:
+            return {"storage_path": os.path.join(self.local(), "checkpoints")}
+        return {"storage_path": self.remote_path("checkpoints"), "storage_filesystem": self.fs}
+
+    def delete(self, rel: str) -> None:
+        if not self.remote:
+            shutil.rmtree(self.local(rel), ignore_errors=True)
+            return
+        import pyarrow.fs as pafs
+
+        if self.fs.get_file_info(self.remote_path(rel)).type == pafs.FileType.Directory:
+            self.fs.delete_dir(self.remote_path(rel))
+
+
+def latest_checkpoint_in(run: RunDir) -> tuple[str, dict] | None:
+    """(path in the run's filesystem, state) of the complete checkpoint with the highest step."""
+    if not run.remote:
+        return latest_checkpoint(os.path.join(run.local(), "checkpoints"))
+    import pyarrow.fs as pafs
+
+    root = run.remote_path("checkpoints")
+    infos = run.fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    names = {i.path for i in infos if i.type == pafs.FileType.File}
+    best = None
+    for path in names:
+        if not path.endswith("/" + STATE_FILE):
+            continue
+        d = path.rsplit("/", 1)[0]
+        if not all(f"{d}/{f}" in names for f in (WEIGHTS_FILE, OPTIMIZER_FILE)):
+            continue
+        with run.fs.open_input_stream(path) as f:
+            state = json.loads(f.read())
+        if best is None or state["step"] > best[1]["step"]:
+            best = (d, state)
+    return best
+
+
+def fetch_checkpoint(run: RunDir, path: str) -> str:
+    """A local directory holding the checkpoint at ``path`` (downloaded when remote)."""
+    if not run.remote:
+        return path
+    import pyarrow.fs as pafs
+
+    dst = tempfile.mkdtemp(prefix="crawlsift-ckpt-")
+    pafs.copy_files(path, dst, source_filesystem=run.fs, destination_filesystem=pafs.LocalFileSystem())
+    return dst
