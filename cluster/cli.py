@@ -175,7 +175,28 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("crawlsift: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a model missing on a worker node arrives wrapped by Ray
+        line = model_unavailable_line(exc)
+        if line is None:
+            raise
+        print(f"crawlsift: error: {line}; the model must be readable on every node (object storage or the job's "
+              "working directory); rerun to resume", file=sys.stderr)
+        return 2
     return 0
+
+
+def model_unavailable_line(exc: BaseException) -> str | None:
+    """The one line a ``ModelUnavailable`` raised in a worker carries, however Ray wrapped it."""
+    from cluster.plan import MODEL_UNAVAILABLE
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc)
+        if MODEL_UNAVAILABLE in text:
+            return text.split(MODEL_UNAVAILABLE, 1)[1].splitlines()[0].strip()
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _sample(output: str, docs: int, seed: int) -> int:

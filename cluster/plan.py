@@ -90,12 +90,29 @@ class _StatelessStage:
         return run_stage(self.stage, table)
 
 
+MODEL_UNAVAILABLE = "crawlsift-model-unavailable: "
+
+
+class ModelUnavailable(RuntimeError):
+    """A model stage could not load its model on a worker node (a path that exists on the driver but
+    not where the stage runs, a corrupt file, ...). The message's first line is what the user sees."""
+
+
 class StageActor:
-    """Actor-pool UDF: the stage's model is loaded once, in ``__init__``, per worker."""
+    """Actor-pool UDF: the stage's model is loaded once, in ``__init__``, per worker, and checked
+    there: on a cluster the model must reach every node, not only the driver's."""
 
     def __init__(self, stage: Stage):
         self.stage = stage
-        self.stage.setup()
+        try:
+            self.stage.setup()
+        except Exception as exc:  # noqa: BLE001 - whatever the loader raises, one line naming node and path
+            import socket
+
+            path = getattr(stage, "model_path", "") or "(bundled)"
+            raise ModelUnavailable(f"{MODEL_UNAVAILABLE}stage {stage.name}: cannot load its model {path} on node "
+                                   f"{socket.gethostname()}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+                                   ) from None
 
     def __call__(self, table: pa.Table) -> pa.Table:
         return run_stage(self.stage, table)

@@ -12,6 +12,7 @@ import ray.cloudpickle as cloudpickle  # Ray ships its own copy; registering wit
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 
 from cluster.config import build_config
 from cluster.plan import describe_plan
@@ -60,3 +61,26 @@ def test_model_stage_loads_once_per_actor(ray_local, tmp_path):
     n_loads = len(list(loads.iterdir()))
     assert 1 <= n_loads <= 2 < batches  # one load per actor (2 CPUs), not one per batch
     assert "actor pool" in describe_plan(config.stages)[-2]
+
+
+def test_a_model_missing_where_the_stage_runs_is_one_clear_line(ray_local, crawl_dir, tmp_path):
+    """The model file is there when the config is checked and gone when the worker loads it (as on a
+    node the file never reached): the run stops with one line naming the stage, path and node."""
+    import shutil
+
+    from cluster.cli import model_unavailable_line
+    from cluster.config import build_config
+    from cluster.run import run_pipeline
+    from filters.langid import bundled_model_path
+
+    model = tmp_path / "quality.ftz"
+    shutil.copy(bundled_model_path(), model)
+    config = build_config({"stages": [{"quality": {"model_path": str(model), "positive_label": "__label__en",
+                                                   "threshold": 0.5}}]},
+                          inputs=[str(crawl_dir / "jsonl" / "olmo_c4-sample.00000-of-00001.json.gz")],
+                          output=str(tmp_path / "out"))
+    model.unlink()
+    with pytest.raises(Exception) as info:
+        run_pipeline(config, progress=False)
+    line = model_unavailable_line(info.value)
+    assert line is not None and "stage quality" in line and str(model) in line and "on node" in line, str(info.value)[-2000:]
