@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", metavar="DIR", help="output directory or URI")
     run.add_argument("--config", metavar="YAML", help="pipeline config file")
     run.add_argument("--stages", metavar="A,B,C", help="run these stages with their defaults (overrides the config's)")
-    run.add_argument("--format", choices=["auto", "jsonl", "parquet", "warc", "wet"], help="input format (default: auto)")
+    run.add_argument("--format", choices=["auto", "jsonl", "parquet", "warc", "wet", "tsv"], help="input format (default: auto)")
     run.add_argument("--batch-size", type=int, help="documents per batch (default 10000)")
     run.add_argument("--address", help="join this Ray cluster ('auto' or ray://host:10001) instead of starting one")
     run.add_argument("--overwrite", action="store_true", help="discard a previous run in --output instead of resuming it")
@@ -127,6 +127,15 @@ def _train_lm(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     extra: list[str] = []
+    if argv[:1] in (["bench"], ["quality"]):  # their own parsers take every following argument
+        from bench.__main__ import main as bench_main
+        from train.quality import main as quality_main
+
+        try:
+            return (bench_main if argv[0] == "bench" else quality_main)(argv[1:])
+        except ConfigError as exc:
+            print(f"crawlsift: error: {exc}", file=sys.stderr)
+            return 2
     if argv[:1] == ["submit"] and "--" in argv:  # submit ... -- FLAGS: FLAGS go to the job's command
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1:]
@@ -256,7 +265,7 @@ def _run(args) -> int:
         print(json.dumps(summary, indent=2, default=str))
     else:
         print(account_table(summary))
-        print(f"\noutput: {config.output}/kept, rejected, errors.jsonl, summary.json, report.html")
+        print(f"\noutput: {config.output.rstrip('/')}/kept, rejected, errors.jsonl, summary.json, report.html")
     if config.train is not None and "train" not in summary:  # not trained on the live stream: on kept/ now
         from train.lm import train_lm
 

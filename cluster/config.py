@@ -27,7 +27,7 @@ import yaml
 
 from cluster.registry import STAGES, stage_class
 from filters.base import Stage
-from ingest.readers import FORMATS, InputError, InputFile, InputSpec, resolve_inputs
+from ingest.readers import FORMATS, InputError, InputFile, InputSpec, no_reader_for_any, resolve_inputs
 
 # The default recipe (FineWeb's order: language, Gopher repetition then quality, C4, FineWeb,
 # dedup, then PII), used by `crawlsift run` without --stages or a config.
@@ -169,6 +169,9 @@ def build_config(
             config.files = resolve_inputs(spec.paths)
         except InputError as exc:
             raise ConfigError(str(exc)) from None
+        why = no_reader_for_any(config.files, spec)
+        if why:
+            raise ConfigError(why)
     return config
 
 

@@ -189,6 +189,27 @@ def detect_format(path: str, head: bytes = b"") -> str | None:
     return None
 
 
+def no_reader_for_any(files: list[InputFile], spec: InputSpec, max_heads: int = 32) -> str | None:
+    """Why no input can be read (one line), or None when at least one can (or when too many files have
+    unknown names to look inside them all: the run counts those as unsupported_format rows)."""
+    if spec.format != "auto" or not files:
+        return None
+    unknown = [f for f in files if detect_format(f.path) is None]
+    if len(unknown) < len(files) or len(unknown) > max_heads:
+        return None
+    for f in unknown:
+        try:
+            fs, path = filesystem_for(f.path)
+            with fs.open_input_stream(path, compression=None) as stream:
+                head = _decompressed_head(path, stream.read(64 << 10))
+        except Exception:  # noqa: BLE001 - an unreadable file is counted by the run, not judged here
+            return None
+        if detect_format(f.path, head) is not None:
+            return None
+    return (f"no input any reader takes: {len(files)} file(s), e.g. {files[0].path} "
+            "(JSONL, JSON, TSV, Parquet, WARC/WET, optionally .gz/.zst; or set input.format)")
+
+
 # ---------------------------------------------------------------------------------------------
 # Batch building.
 

@@ -82,3 +82,21 @@ def test_yaml_config_is_parsed_into_stages_and_fields(tmp_path, good_input):
     assert built.input.text_field == "body" and built.input.id_field == "key" and built.input.format == "jsonl"
     assert [(s.name, s.min_chars, s.max_words) for s in built.stages] == [("length", 3, 100)]
     assert built.batch_size == 500 and len(built.files) == 1
+
+
+def test_a_directory_no_reader_takes_is_one_line_exit_2(tmp_path, capsys):
+    from cluster.cli import main
+
+    src = tmp_path / "pictures"
+    src.mkdir()
+    (src / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    (src / "notes.bin").write_bytes(bytes(range(256)))
+    assert main(["run", "--input", str(src), "--output", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("crawlsift: error: no input any reader takes: 2 file(s)")
+    assert not (tmp_path / "out").exists()
+    # One unsupported file among good ones is still a counted row (the run goes on), not an input error.
+    (src / "good.jsonl").write_text('{"text": "hello world"}\n')
+    from cluster.config import build_config
+
+    assert len(build_config({}, inputs=[str(src)], output=str(tmp_path / "out")).files) == 3
