@@ -138,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "model": args.arch, "context": args.context, "batch_size": args.batch_size, "steps": args.steps,
-        "parameters": None,
         "ray_train_tokens_per_s": round(ray_rate, 1),
         "ray_train_wall_s_incl_startup": round(wall, 1),
         "bare_loop_tokens_per_s": round(bare["tokens_per_s"], 1),

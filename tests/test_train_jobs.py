@@ -36,6 +36,22 @@ def lm_args(crawl_dir):
     )
 
 
+STEPS = dict(max_steps=12, checkpoint_every=4, eval_every=12)
+
+
+def _train_lm_command(out, lm_args, *before) -> list[str]:
+    """The job ``LMConfig(**STEPS, **lm_args)`` describes, as a CLI process (which a test can kill)."""
+    flags = ["--output", str(out)]
+    for key, value in {**lm_args, **STEPS}.items():
+        if key == "input":
+            flags += [arg for path in value for arg in ("--input", path)]
+        elif key == "quiet":
+            flags += ["--quiet"] if value else []
+        else:
+            flags += [f"--{key.replace('_', '-')}", str(value)]
+    return [sys.executable, "-m", "cluster.cli", "train", "lm", *before, *flags]
+
+
 def test_tiny_lm_learns_with_two_ray_train_workers(ray_local, lm_args, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -63,17 +79,11 @@ def test_tiny_lm_learns_with_two_ray_train_workers(ray_local, lm_args, tmp_path)
 def test_sigkill_after_a_checkpoint_then_resume_ends_with_the_same_weights(ray_local, lm_args, tmp_path):
     from train.lm import LMConfig, train_lm
 
-    steps = dict(max_steps=12, checkpoint_every=4, eval_every=12)
     reference = tmp_path / "uninterrupted"
-    train_lm(LMConfig(output=str(reference), **steps, **lm_args))
+    train_lm(LMConfig(output=str(reference), **STEPS, **lm_args))
 
     out = tmp_path / "killed"
-    flags = ["--output", str(out), "--tokenizer", lm_args["tokenizer"], "--workers", "2", "--context", "64",
-             "--batch-size", "4", "--max-steps", "12", "--checkpoint-every", "4", "--eval-every", "12", "--log-every", "4",
-             "--quiet"]
-    for path in lm_args["input"]:
-        flags += ["--input", path]
-    cmd = [sys.executable, "-m", "cluster.cli", "train", "lm", *flags]
+    cmd = _train_lm_command(out, lm_args)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     killed_at = None
@@ -111,18 +121,13 @@ def test_a_killed_training_worker_is_restarted_from_the_last_checkpoint(ray_loca
     from train.lm import LMConfig, train_lm
 
     reference = tmp_path / "uninterrupted"
-    train_lm(LMConfig(output=str(reference), max_steps=12, checkpoint_every=4, eval_every=12, **lm_args))
+    train_lm(LMConfig(output=str(reference), **STEPS, **lm_args))
     a = _weights(reference / "model")
     restarted = tmp_path / "worker_killed"
-    flags = ["--output", str(restarted), "--tokenizer", lm_args["tokenizer"], "--workers", "2", "--context", "64",
-             "--batch-size", "4", "--max-steps", "12", "--checkpoint-every", "4", "--eval-every", "12", "--log-every", "4",
-             "--quiet"]
-    for path in lm_args["input"]:
-        flags += ["--input", path]
     config = tmp_path / "train.yaml"
     config.write_text(json.dumps({"max_failures": 2}))
     before = _train_worker_pids()
-    cmd_restart = [sys.executable, "-m", "cluster.cli", "train", "lm", "--config", str(config), *flags]
+    cmd_restart = _train_lm_command(restarted, lm_args, "--config", str(config))
     proc = subprocess.Popen(cmd_restart, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline, victim = time.time() + 240, None
     while time.time() < deadline and proc.poll() is None:

@@ -94,7 +94,6 @@ def ablate(raw_input: list[str], run_dir: str, output: str, *, arch: str = "tiny
         if not quiet:
             print(f"crawlsift ablate: training on the {name} input", file=sys.stderr)
         results[name] = train_lm(cfg, prepared=prep)
-    tokens = max_steps * batch_size * context
     report = {
         "scale": {"arch": arch, "max_steps": max_steps, "context": context, "batch_size_per_worker": batch_size,
                   "tokens_per_run": results["raw"]["tokens_seen"], "seed": seed},
@@ -102,7 +101,6 @@ def ablate(raw_input: list[str], run_dir: str, output: str, *, arch: str = "tiny
                  "eval_fraction": eval_fraction, "tokens": results["raw"]["eval_tokens"]},
         "raw": {k: results["raw"][k] for k in ("eval_loss", "perplexity", "tokens_seen", "data_exhausted")},
         "filtered": {k: results["filtered"][k] for k in ("eval_loss", "perplexity", "tokens_seen", "data_exhausted")},
-        "budget_tokens_requested": tokens,
     }
     report["eval_loss_difference"] = report["raw"]["eval_loss"] - report["filtered"]["eval_loss"]
     report["perplexity_ratio_raw_over_filtered"] = math.exp(report["eval_loss_difference"])
@@ -114,7 +112,7 @@ def ablate(raw_input: list[str], run_dir: str, output: str, *, arch: str = "tiny
         series[f"{name}: train loss"] = ([r["step"] for r in m], [r["loss"] for r in m])
         points[f"{name}: eval loss (clean held-out)"] = ([r["step"] for r in e], [r["eval_loss"] for r in e])
     plot_curves(str(out / "ablation.png"), series, points=points, xlabel="step", ylabel="cross-entropy (nats/token)",
-                title=f"raw vs filtered, {arch}, {tokens:,} tokens each")
+                title=f"raw vs filtered, {arch}, {report['raw']['tokens_seen']:,} tokens each")
     return report
 
 

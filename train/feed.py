@@ -239,7 +239,7 @@ class GlobalBatches:
         self.max_epochs = max_epochs
         self.prefetch_batches = prefetch_batches
         self.packer = Packer(context, epoch=start.epoch, skip=start if start.offset else None)
-        self._last_cursor = start
+        self._start = start
         first = resume_shard if resume_shard is not None else full_shard
         self._batches = self._iterate(first)
         self.exhausted = False
@@ -296,15 +296,9 @@ class GlobalBatches:
 
     def cursor(self) -> Cursor:
         """The next token not yet handed out (what a checkpoint stores)."""
-        c = self.packer.cursor
-        if c is None:  # everything buffered was consumed: the next record of the stream is next
-            return self._next_record_cursor()
-        return c
-
-    def _next_record_cursor(self) -> Cursor:
-        # The buffer always keeps the overlap token of the last sequence, so it is never empty after a
-        # take(); this is reached only before the first document.
-        return self._last_cursor
+        # The buffer keeps the overlap token of the last sequence, so it is empty only before the first
+        # document: then the start is still next.
+        return self.packer.cursor or self._start
 
 
 def collect_sequences(shard, context: int, limit: int) -> np.ndarray:

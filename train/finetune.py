@@ -158,9 +158,8 @@ def prepare_classifier(c: ClassifierConfig) -> PreparedClassifier:
     limit = cfg.get("max_position_embeddings")
     if isinstance(limit, int) and c.max_length > limit:
         raise TrainInputError(f"--max-length {c.max_length} is larger than the model's {limit} positions ({model_path})")
-    spec = LabelSpec(text_field=c.text_field, label_field=c.label_field, split_field=c.split_field, id_field=c.id_field,
-                     tsv_columns=tuple(c.tsv_columns), label_pattern=c.label_pattern, multi_label=c.multi_label,
-                     label_map=dict(c.label_map))
+    # ClassifierConfig carries every LabelSpec option under the same name.
+    spec = LabelSpec(**{f.name: getattr(c, f.name) for f in dataclasses.fields(LabelSpec)})
     data = read_labeled(c.input, spec)
     table = data.table
     if c.regression:

@@ -12,6 +12,7 @@ Outputs in ``output``: ``metrics.jsonl`` (step, loss, lr, tokens_seen, tokens_pe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -385,6 +386,7 @@ def train_lm(c: LMConfig, *, datasets: dict | None = None, prepared: Prepared | 
         "files": [(f.index, f.path, f.size) for f in p.files],
         "spec": dataclasses.asdict(p.spec),
         "live_kept_dir": live_kept_dir,
+        "live_eval": bool(live_kept_dir) and "eval" not in datasets,
     }
     if not c.quiet:
         print(f"crawlsift: train lm on {len(p.files)} file(s), {plan.describe()}"
@@ -463,7 +465,7 @@ def lm_worker(config: dict) -> None:
 
     from ingest.readers import InputFile, InputSpec
     from train.feed import Cursor, GlobalBatches, collect_sequences, token_dataset
-    from train.loop import (MetricsLog, RunDir, adamw_param_groups, fetch_checkpoint, all_reduce_mean, all_reduce_sum, broadcast_rows,
+    from train.loop import (MetricsLog, RunDir, adamw_param_groups, fetch_checkpoint, all_reduce, broadcast_rows,
                             cosine_with_warmup, peak_flops, read_checkpoint, report_checkpoint, quiet_worker_logs, say, set_threads, world,
                             write_checkpoint)
 
@@ -520,6 +522,8 @@ def lm_worker(config: dict) -> None:
     context = cfg["context"]
     per_rank = cfg["batch_size"]
     global_rows = per_rank * size
+    # Live runs without eval text fill the eval set from the stream's held-out documents as they pass.
+    live_eval = config["live_eval"]
     feed = None
     if rank == 0:
         full = ray.train.get_dataset_shard("train")
@@ -535,21 +539,12 @@ def lm_worker(config: dict) -> None:
                 resume_shard = ray.train.get_dataset_shard("train_resume")
             except KeyError:
                 resume_shard = None
-        next_epoch, eval_limit = None, 0
-        live_eval = False
-        if config["live_kept_dir"]:
-            next_epoch = _kept_epoch(config, cfg)
-            try:
-                ray.train.get_dataset_shard("eval")
-            except KeyError:
-                live_eval, eval_limit = True, cfg["eval_sequences"]
         feed = GlobalBatches(full, context, cursor, resume_shard=resume_shard, max_epochs=cfg["max_epochs"],
-                             next_epoch=next_epoch, eval_limit=eval_limit)
+                             next_epoch=_kept_epoch(config, cfg) if config["live_kept_dir"] else None,
+                             eval_limit=cfg["eval_sequences"] if live_eval else 0)
         eval_rows = None if live_eval else collect_sequences(ray.train.get_dataset_shard("eval"), context, cfg["eval_sequences"])
     else:
         eval_rows = None
-    # Live runs without eval text fill the eval set from the stream's held-out documents as they pass.
-    live_eval = bool(broadcast_rows(np.array([[1 if rank == 0 and feed.eval_limit else 0]], dtype=np.int32), 1, device)[0, 0])
     if not live_eval:
         eval_rows = broadcast_rows(eval_rows, context + 1, device)
 
@@ -590,7 +585,7 @@ def lm_worker(config: dict) -> None:
                 w = torch.from_numpy(mine_w[i: i + per_rank]).to(device)
                 total += float((per_row.double() * w).sum())
                 count += float(w.sum()) * context
-        total, count = all_reduce_sum([total, count], device)
+        total, count = all_reduce([total, count], device)
         wrapped.train()
         loss = total / max(count, 1)
         return {"step": step, "eval_loss": loss, "perplexity": math.exp(min(loss, 50)), "eval_tokens": int(count)}
@@ -620,7 +615,7 @@ def lm_worker(config: dict) -> None:
                 break
             mine = rows[rank * per_rank: (rank + 1) * per_rank]
             sync = micro == cfg["grad_accum"] - 1 or not hasattr(wrapped, "no_sync")
-            ctx_mgr = wrapped.no_sync() if not sync else _nullcontext()
+            ctx_mgr = wrapped.no_sync() if not sync else contextlib.nullcontext()
             with ctx_mgr:
                 loss = loss_of(mine)
                 (loss / cfg["grad_accum"]).backward()
@@ -636,7 +631,7 @@ def lm_worker(config: dict) -> None:
         window_tokens += step_tokens
 
         if step % cfg["log_every"] == 0 or step == cfg["max_steps"]:
-            (loss_mean,) = all_reduce_mean([sum(losses) / len(losses)], device)
+            (loss_mean,) = all_reduce([sum(losses) / len(losses)], device, mean=True)
             elapsed = time.perf_counter() - window_start
             record = {"step": step, "loss": round(loss_mean, 6), "lr": scheduler.get_last_lr()[0], "tokens_seen": tokens_seen,
                       "tokens_per_s": round(window_tokens / max(elapsed, 1e-9), 1), "world_size": size}
@@ -695,10 +690,3 @@ def _kept_epoch(config: dict, cfg: dict):
 
     return shard
 
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

@@ -173,7 +173,8 @@ def broadcast_rows(batch: np.ndarray | None, width: int, device) -> np.ndarray |
     return data.cpu().numpy() if rank != 0 else batch
 
 
-def all_reduce_mean(values: list[float], device) -> list[float]:
+def all_reduce(values: list[float], device, mean: bool = False) -> list[float]:
+    """The sum (or mean) of each value over the ranks, in float64."""
     import torch
     import torch.distributed as dist
 
@@ -182,19 +183,7 @@ def all_reduce_mean(values: list[float], device) -> list[float]:
         return values
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
-    return (t / size).tolist()
-
-
-def all_reduce_sum(values: list[float], device) -> list[float]:
-    import torch
-    import torch.distributed as dist
-
-    _, size = world()
-    if size == 1:
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return t.tolist()
+    return (t / size if mean else t).tolist()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,8 +310,6 @@ def plot_curves(path: str, series: dict[str, tuple[list, list]], *, xlabel: str,
     plt.close(fig)
 
 
-def copy_tree(src: str, dst: str) -> None:
-    shutil.copytree(src, dst, dirs_exist_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------
