@@ -1,0 +1,1 @@
+"""Auditing labeled data: label noise (confident learning), leakage between splits, imbalance."""
