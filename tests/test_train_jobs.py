@@ -76,12 +76,35 @@ def test_tiny_lm_learns_with_two_ray_train_workers(ray_local, lm_args, tmp_path)
     assert model.generate(ids, max_new_tokens=5, do_sample=False).shape[1] == ids.shape[1] + 5
 
 
-def test_sigkill_after_a_checkpoint_then_resume_ends_with_the_same_weights(ray_local, lm_args, tmp_path):
+@pytest.fixture(scope="module")
+def reference_run(ray_local, lm_args, tmp_path_factory):
+    """The uninterrupted DDP run of ``STEPS`` that the resumed, restarted and FSDP runs must equal."""
     from train.lm import LMConfig, train_lm
 
-    reference = tmp_path / "uninterrupted"
+    reference = tmp_path_factory.mktemp("uninterrupted")
     train_lm(LMConfig(output=str(reference), **STEPS, **lm_args))
+    return reference
 
+
+def test_fsdp2_on_cpu_takes_the_same_steps_as_ddp(reference_run, lm_args, tmp_path):
+    """``fsdp: true`` shards every decoder layer (FSDP2, gloo on CPU): the same data, the same
+    optimiser steps, so the same weights and eval loss as DDP up to float summation order."""
+    from train.lm import LMConfig, train_lm
+
+    out = tmp_path / "fsdp"
+    final = train_lm(LMConfig(output=str(out), fsdp=True, **STEPS, **lm_args))
+    ref = json.loads((reference_run / "eval.json").read_text())
+    assert final["step"] == ref["step"] == 12 and final["tokens_seen"] == ref["tokens_seen"]
+    assert final["eval_loss"] == pytest.approx(ref["eval_loss"], abs=1e-4)
+    a, b = _weights(reference_run / "model"), _weights(out / "model")
+    assert a.keys() == b.keys()  # a full, unsharded Hugging Face checkpoint, not shards
+    for name in a:
+        assert a[name].shape == b[name].shape
+        assert (a[name] - b[name]).abs().max().item() <= 1e-4, name
+
+
+def test_sigkill_after_a_checkpoint_then_resume_ends_with_the_same_weights(reference_run, lm_args, tmp_path):
+    reference = reference_run
     out = tmp_path / "killed"
     cmd = _train_lm_command(out, lm_args)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -115,14 +138,10 @@ def test_sigkill_after_a_checkpoint_then_resume_ends_with_the_same_weights(ray_l
 
 
 @pytest.mark.slow
-def test_a_killed_training_worker_is_restarted_from_the_last_checkpoint(ray_local, lm_args, tmp_path):
+def test_a_killed_training_worker_is_restarted_from_the_last_checkpoint(reference_run, lm_args, tmp_path):
     """A training worker killed inside a run: Ray Train restarts the group from the last checkpoint
     (FailureConfig) and rank 0 rebuilds the feed at the cursor: the same final weights as without."""
-    from train.lm import LMConfig, train_lm
-
-    reference = tmp_path / "uninterrupted"
-    train_lm(LMConfig(output=str(reference), **STEPS, **lm_args))
-    a = _weights(reference / "model")
+    a = _weights(reference_run / "model")
     restarted = tmp_path / "worker_killed"
     config = tmp_path / "train.yaml"
     config.write_text(json.dumps({"max_failures": 2}))

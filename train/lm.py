@@ -662,6 +662,7 @@ def lm_worker(config: dict) -> None:
     last_eval["data_exhausted"] = exhausted
     save({"step": step, "eval_loss": last_eval["eval_loss"]})
     full_state = get_model_state_dict(wrapped, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    _drop_tied_output(model, full_state)
     if rank == 0:
         eval_log.write(last_eval)
         model_dir = os.path.join(out, "model")
@@ -675,6 +676,17 @@ def lm_worker(config: dict) -> None:
             json.dump(last_eval, f, indent=2)
         for name in ("model", "eval_history.jsonl", "eval.json"):
             run.push(name)
+
+
+def _drop_tied_output(model, state: dict) -> None:
+    """A tied output projection is the input embedding: FSDP's gathered state holds it as a second
+    tensor, which ``save_pretrained`` would write beside the embedding; the saved model ties it again."""
+    if not getattr(model.config, "tie_word_embeddings", False):
+        return
+    output = model.get_output_embeddings()
+    name = next((n for n, m in model.named_modules() if m is output), None)
+    if name and state.get(f"{name}.weight") is not None:
+        state.pop(f"{name}.weight")
 
 
 def _kept_epoch(config: dict, cfg: dict):
