@@ -3,8 +3,10 @@
 A submission stages the project's packages and the pipeline file into a temporary working directory
 (Ray uploads it as the job's ``working_dir``), so the job runs ``python -m cluster.cli run --config
 pipeline.yaml`` (or a ``train lm`` / ``train classifier`` command) on the cluster with exactly this
-code. The cluster's nodes carry the dependencies (the same ``pip install -e .`` or image); nothing is
-installed at submission time.
+code. Local model files and directories the job names (a stage's ``model_path``, the trainer's
+``model`` / ``tokenizer``) travel in the same directory, which Ray unpacks on every node that runs the
+job's tasks; models on object storage are read by each node. The cluster's nodes carry the
+dependencies (the same ``pip install -e .`` or image); nothing is installed at submission time.
 
 Security: a cluster started with ``RAY_AUTH_MODE=token`` refuses a request without the token. The
 token is read from ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH`` by Ray's own client and sent as a
@@ -80,8 +82,68 @@ def _explain(address: str, exc: Exception) -> str:
     return f"{address}: {type(exc).__name__}: {text.splitlines()[0][:200] if text else ''}"
 
 
+# Ray refuses a working_dir package over 500 MiB (runtime_env's GCS upload limit); leave room for code.
+SHIP_LIMIT_BYTES = 400 * 2**20
+# Where a config names a model file or directory: (section, key) pairs; stages are searched separately.
+MODEL_KEYS = (("train", "model"), ("train", "tokenizer"), (None, "model"), (None, "tokenizer"))
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def ship_models(data: dict, staging: Path) -> list[tuple[str, str]]:
+    """Copy every local model file or directory the config names into ``staging/models`` and point
+    the config at the copy, a path relative to the job's working directory, which Ray unpacks on every
+    node that runs the job's tasks. Returns (original, shipped) pairs. Object-storage URIs stay as
+    they are: each node reads them itself."""
+    slots = []
+    for i, entry in enumerate(data.get("stages") or []):
+        if isinstance(entry, dict) and len(entry) == 1:
+            (name, params), = entry.items()
+            if isinstance(params, dict) and isinstance(params.get("model_path"), str):
+                slots.append((params, "model_path", f"{i}-{name}"))
+    for section, key in MODEL_KEYS:
+        holder = data.get(section) if section else data
+        if isinstance(holder, dict) and isinstance(holder.get(key), str):
+            slots.append((holder, key, f"{section or 'job'}-{key}"))
+    shipped, total = [], 0
+    for holder, key, tag in slots:
+        value = holder[key]
+        source = Path(value).expanduser()
+        if "://" in value or not source.exists():
+            continue  # a URI, or a name the job resolves itself (an arch, a missing file the config check reports)
+        total += _size(source)
+        if total > SHIP_LIMIT_BYTES:
+            raise SubmitError(f"{value}: the models this job names exceed {SHIP_LIMIT_BYTES >> 20} MiB, more than a Ray "
+                              "job's working directory carries; put them on object storage (s3://...) and name the URI")
+        target = Path("models") / tag / source.name
+        (staging / target).parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, staging / target)
+        holder[key] = str(target)
+        shipped.append((value, str(target)))
+    return shipped
+
+
+def ship_flag_models(flags: list[str], staging: Path) -> list[str]:
+    """``ship_models`` for a job's command-line flags (``--model DIR``, ``--tokenizer PATH``)."""
+    flags = list(flags)
+    for i, flag in enumerate(flags):
+        key, _, inline = flag.partition("=")
+        if key not in ("--model", "--tokenizer") or (not inline and i + 1 >= len(flags)):
+            continue
+        holder = {key[2:]: inline or flags[i + 1]}
+        if ship_models(holder, staging):
+            if inline:
+                flags[i] = f"{key}={holder[key[2:]]}"
+            else:
+                flags[i + 1] = holder[key[2:]]
+    return flags
+
+
 def stage_working_dir(config_path: str | None) -> tuple[str, str]:
-    """A temporary directory with the project's packages and the config file; returns (dir, name)."""
+    """A temporary directory with the project's packages, the config file and the local models it
+    names (see ``ship_models``); returns (dir, config name)."""
     if config_path:
         text = Path(config_path).read_text()
         for name in SECRET_ENV:
@@ -93,7 +155,20 @@ def stage_working_dir(config_path: str | None) -> tuple[str, str]:
         shutil.copytree(ROOT / pkg, Path(staging) / pkg, ignore=shutil.ignore_patterns("__pycache__", "results", "*.pyc"))
     shutil.copy(ROOT / "pyproject.toml", Path(staging) / "pyproject.toml")
     if config_path:
-        shutil.copy(config_path, Path(staging) / "job.yaml")
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+        try:
+            shipped = ship_models(data, Path(staging)) if isinstance(data, dict) else []
+        except SubmitError:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if shipped:
+            (Path(staging) / "job.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+            for original, target in shipped:
+                print(f"crawlsift: shipping {original} with the job as {target}", file=sys.stderr)
+        else:
+            shutil.copy(config_path, Path(staging) / "job.yaml")
     return staging, "job.yaml"
 
 
@@ -126,6 +201,11 @@ def submit(args) -> int:
     data = _check_job_config(args.job, args.config, extra)
     client = _client(args.address)
     staging, name = stage_working_dir(args.config) if args.config else stage_working_dir(None)
+    try:
+        extra = ship_flag_models(extra, Path(staging))
+    except SubmitError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     command = JOBS[args.job] + (["--config", name] if args.config else []) + extra + ["--quiet"]
     entrypoint = "python -m cluster.cli " + shlex.join(command)
     output = data.get("output")

@@ -10,13 +10,19 @@ whose rounded score is >= 3 (FineWeb-Edu-score-2 keeps >= 2). The card tokenizes
 Any other ``AutoModelForSequenceClassification`` checkpoint works the same way: with a
 multi-class head the score is the softmax probability of ``score_label``.
 
-Offline by construction: the model is read from a local directory (``model_path``) with
-``local_files_only=True`` and ``HF_HUB_OFFLINE=1``; nothing is ever downloaded.
+Offline by construction: the model is read from a directory (``model_path``) with
+``local_files_only=True`` and ``HF_HUB_OFFLINE=1``; nothing is ever downloaded from a hub. A
+``model_path`` on object storage (``s3://bucket/models/edu?endpoint_override=...``, any URI pyarrow or
+fsspec opens) is copied once per node into a local cache, so every node of a cluster reads the same
+model without a shared filesystem.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -80,8 +86,8 @@ class ModelClassifier(Stage):
 
     def __post_init__(self):
         if not self.model_path or not isinstance(self.model_path, str):
-            raise ValueError("model_classifier: model_path is required (a local Hugging Face model directory)")
-        if not os.path.isfile(os.path.join(self.model_path, "config.json")):
+            raise ValueError("model_classifier: model_path is required (a Hugging Face model directory or its URI)")
+        if not _has_config(self.model_path):
             raise ValueError(f"model_classifier: no Hugging Face model (config.json) in {self.model_path}")
         if self.device not in DEVICES:
             raise ValueError(f"model_classifier: device must be one of {', '.join(DEVICES)}, got {self.device!r}")
@@ -117,8 +123,9 @@ class ModelClassifier(Stage):
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
         if device == "cpu":
             torch.set_num_threads(max(1, int(self.num_cpus)))
-        tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(self.model_path, local_files_only=True, dtype=dtype)
+        local = local_model_dir(self.model_path)
+        tokenizer = AutoTokenizer.from_pretrained(local, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(local, local_files_only=True, dtype=dtype)
         model.to(device).eval()
         num_labels = int(model.config.num_labels)
         label_index = None
@@ -196,3 +203,63 @@ class ModelClassifier(Stage):
         rejected = pc.coalesce(table.column("rejected_by"), reasons)
         table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
         return _set_or_append(table, "model_classifier_score", score_col)
+
+
+def _split_uri(uri: str) -> tuple[str, str]:
+    """(directory URI without its query, query) so file names can be joined to the directory."""
+    base, _, query = uri.partition("?")
+    return base.rstrip("/"), query
+
+
+def _has_config(path: str) -> bool:
+    if "://" not in path:
+        return os.path.isfile(os.path.join(path, "config.json"))
+    import pyarrow.fs as pafs
+
+    from ingest.readers import filesystem_for
+
+    base, query = _split_uri(path)
+    try:
+        fs, inner = filesystem_for(f"{base}/config.json" + (f"?{query}" if query else ""))
+        return fs.get_file_info(inner).type == pafs.FileType.File
+    except Exception:  # noqa: BLE001 - an unreachable store is "no model there" at config time
+        return False
+
+
+def model_cache_dir() -> str:
+    return os.environ.get("CRAWLSIFT_MODEL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "crawlsift", "models")
+
+
+def local_model_dir(path: str) -> str:
+    """A local directory holding the model: ``path`` itself, or this node's cached copy of a remote
+    directory (keyed by its URI; written to a temporary name and renamed, so concurrent workers on
+    one node never read a half-copied model)."""
+    if "://" not in path:
+        return path
+    import pyarrow.fs as pafs
+
+    from ingest.readers import filesystem_for
+
+    base, query = _split_uri(path)
+    target = os.path.join(model_cache_dir(), hashlib.sha256(base.encode()).hexdigest()[:16])
+    if os.path.isfile(os.path.join(target, "config.json")):
+        return target
+    fs, root = filesystem_for(path)
+    os.makedirs(model_cache_dir(), exist_ok=True)
+    partial = tempfile.mkdtemp(prefix=".partial-", dir=model_cache_dir())
+    try:
+        for info in fs.get_file_info(pafs.FileSelector(root, recursive=True)):
+            if info.type != pafs.FileType.File:
+                continue
+            local = os.path.join(partial, os.path.relpath(info.path, root))
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            with fs.open_input_stream(info.path) as src, open(local, "wb") as out:
+                shutil.copyfileobj(src, out, length=16 << 20)
+        try:
+            os.rename(partial, target)
+        except OSError:  # another worker on this node finished first
+            shutil.rmtree(partial, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return target

@@ -109,7 +109,9 @@ def test_submit_runs_on_both_nodes_with_token_auth_and_equals_a_local_run(token_
     from cluster.run import run_pipeline
 
     inputs = [str(p) for p in sorted((crawl_dir / "jsonl").glob("*.gz"))]
-    stages = ["normalize", "length", "gopher_quality", "c4", "exact_dedup"]
+    model = _tiny_quality_model(crawl_dir, tmp_path / "laptop" / "quality.bin")
+    stages = ["normalize", "length", "gopher_quality", "c4", {"quality": {"model_path": str(model), "threshold": 0.2}},
+              "exact_dedup"]
     config = {"input": {"paths": inputs}, "output": {"path": str(tmp_path / "cluster_run")}, "stages": stages,
               "batch_size": 200}
     path = tmp_path / "pipeline.yaml"
@@ -128,6 +130,10 @@ def test_submit_runs_on_both_nodes_with_token_auth_and_equals_a_local_run(token_
     done = _cli("submit", "--address", token_cluster["address"], str(path), "--wait", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     job_id = done.stdout.strip().splitlines()[-1]
+    # The model on the submitting machine travelled with the job; every node read the shipped copy.
+    shipped = json.loads((tmp_path / "cluster_run" / "summary.json").read_text())["config"]["stages"][4]["quality"]
+    assert shipped["model_path"] == "models/4-quality/quality.bin", shipped
+    assert f"shipping {model} with the job" in done.stderr
     assert token_cluster["token"] not in done.stdout + done.stderr
 
     status = _cli("jobs", "status", job_id, "--address", token_cluster["address"], env=env)
@@ -150,6 +156,31 @@ def test_submit_runs_on_both_nodes_with_token_auth_and_equals_a_local_run(token_
     for key in ("input_documents", "kept", "rejected", "unreadable"):
         assert summary[key] == local[key], key
     assert _ids(tmp_path / "cluster_run") == _ids(tmp_path / "local_run")
+
+
+def _tiny_quality_model(crawl_dir: Path, path: Path) -> Path:
+    """A small fastText quality model (C4 text against shuffled-word noise), trained in a second."""
+    import random
+
+    import fasttext
+
+    from ingest.readers import InputSpec, read_file, resolve_inputs
+
+    c4 = str(crawl_dir / "jsonl" / "olmo_c4-sample.00000-of-00001.json.gz")
+    texts = [t for f in resolve_inputs([c4]) for b in read_file(f, InputSpec(paths=(c4,)), 10_000)
+             for t in b.column("text").to_pylist()][:400]
+    rng = random.Random(0)
+    lines = []
+    for text in texts:
+        words = text.split()
+        lines.append("__label__hq " + " ".join(words[:200]))
+        rng.shuffle(words)
+        lines.append("__label__lq " + " ".join(w.upper() for w in words[:200]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    train = path.with_suffix(".txt")
+    train.write_text("\n".join(lines) + "\n")
+    fasttext.train_supervised(str(train), epoch=3, bucket=20_000, thread=1, seed=0, verbose=0).save_model(str(path))
+    return path
 
 
 def _local_account(config: dict, out: Path) -> dict:
@@ -248,3 +279,38 @@ def _args_of(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def test_submission_ships_local_models_and_leaves_uris_alone(tmp_path, monkeypatch):
+    """What the staged working directory holds: local model files and directories named by stages,
+    the trainer's section or a job's flags, with the config pointing at the copies; URIs untouched;
+    more than a working directory carries is one line naming object storage."""
+    from cluster import submit
+
+    model = tmp_path / "q.bin"
+    model.write_bytes(b"\0" * 1000)
+    encoder = tmp_path / "edu"
+    encoder.mkdir()
+    (encoder / "config.json").write_text("{}")
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump({
+        "input": {"paths": ["s3://crawl/in/*"]}, "output": {"path": "s3://crawl/out"},
+        "stages": ["length", {"quality": {"model_path": str(model), "threshold": 0.5}},
+                   {"model_classifier": {"model_path": "s3://models/edu"}}],
+        "train": {"model": str(encoder), "tokenizer": "s3://models/tok.json"}}))
+    staging, name = submit.stage_working_dir(str(config))
+    try:
+        staged = yaml.safe_load((Path(staging) / name).read_text())
+        assert staged["stages"][1]["quality"]["model_path"] == "models/1-quality/q.bin"
+        assert (Path(staging) / "models/1-quality/q.bin").read_bytes() == model.read_bytes()
+        assert staged["stages"][2]["model_classifier"]["model_path"] == "s3://models/edu"
+        assert staged["train"] == {"model": "models/train-model/edu", "tokenizer": "s3://models/tok.json"}
+        assert (Path(staging) / "models/train-model/edu/config.json").is_file()
+        flags = submit.ship_flag_models(["--input", "x", f"--model={encoder}", "--tokenizer", str(model)], Path(staging))
+        assert flags == ["--input", "x", "--model=models/job-model/edu", "--tokenizer", "models/job-tokenizer/q.bin"]
+    finally:
+        shutil.rmtree(staging)
+
+    monkeypatch.setattr(submit, "SHIP_LIMIT_BYTES", 500)
+    with pytest.raises(submit.SubmitError, match="object storage"):
+        submit.stage_working_dir(str(config))
