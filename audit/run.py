@@ -134,8 +134,8 @@ def run_audit(c: AuditConfig) -> dict:
     # Cluster numbers are row positions; as ids they survive a reorder of the file.
     ids = frame["id"].to_numpy().astype(object)
     frame = frame.with_columns(
-        pl.Series("duplicate_cluster", np.where(dup.cluster >= 0, ids[np.maximum(dup.cluster, 0)], None), pl.String),
-        pl.Series("exact_duplicate_of", np.where(dup.exact_of != np.arange(len(y)), ids[dup.exact_of], None), pl.String),
+        pl.Series("duplicate_cluster", np.where(dup.cluster >= 0, ids[np.maximum(dup.cluster, 0)], None).tolist(), pl.String),
+        pl.Series("exact_duplicate_of", np.where(dup.exact_of != np.arange(len(y)), ids[dup.exact_of], None).tolist(), pl.String),
     )
     frame.select(columns).write_parquet(out / "audit.parquet")
     (out / "audit.json").write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
