@@ -32,7 +32,7 @@ import xxhash
 from ingest.schema import BATCH_SCHEMA, SKIPPED_PREFIX, UNREADABLE_PREFIX
 
 FORMATS = ("auto", "jsonl", "parquet", "warc", "wet", "tsv")
-COMPRESSION_SUFFIXES = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+COMPRESSION_SUFFIXES = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2"}
 
 # Field names tried, in order, when a field is "auto": the layouts of Dolma, C4, cc_net
 # (raw_content), HPLT warc2text (t, u, ts) and RedPajama.
@@ -326,17 +326,40 @@ def _decompressed_head(path: str, raw: bytes) -> bytes:
             import zstandard
 
             return zstandard.ZstdDecompressor().decompressobj().decompress(raw)[:4096]
+        if raw[:3] == b"BZh":
+            return _bz2_decompressobj().decompress(raw, 4096)
     except Exception:  # noqa: BLE001 - sniffing only
         return b""
     return raw[:4096]
 
 
-class TruncatedStream(EOFError):
-    """The compressed stream ended inside a member/frame: the input file was cut short."""
+@dataclass(frozen=True)
+class StreamDamage:
+    """Where a compressed stream could not be decoded, yielded in-band between decoded chunks.
 
+    ``offset``: the compressed byte at which decoding failed (every byte decoded before it has been
+    yielded). ``resumed_at``: the compressed offset of the next gzip member / zstd frame / bz2
+    stream decoding went on from, or None when the rest of the file was lost. ``truncated``: the
+    file ended inside a member (cut short) rather than holding bytes its codec rejects."""
 
-class CorruptStream(ValueError):
-    """The compressed stream holds bytes its codec cannot decode."""
+    codec: str
+    offset: int
+    resumed_at: int | None
+    message: str
+    truncated: bool = False
+
+    @property
+    def reason(self) -> str:
+        return "truncated_compressed_stream" if self.truncated else "corrupt_compressed_stream"
+
+    def describe(self, last_good_line: int) -> str:
+        where = f"{self.codec} stream damaged at compressed byte {self.offset}, after line {last_good_line}: {self.message}"
+        if self.truncated:
+            return f"{self.codec} stream ends inside a {_UNIT[self.codec]} at compressed byte {self.offset}, after line {last_good_line}; the rest of the file is lost"
+        if self.resumed_at is None:
+            return f"{where}; the rest of the file is lost"
+        return (f"{where}; compressed bytes {self.offset}-{self.resumed_at} lost, reading resumed at the next "
+                f"{_UNIT[self.codec]} (line numbers after this row count from here)")
 
 
 def _codec(path: str, magic: bytes) -> str | None:
@@ -347,17 +370,44 @@ def _codec(path: str, magic: bytes) -> str | None:
             return codec
     if name.endswith((".jsonl", ".json", ".ndjson", ".tsv", ".txt")):
         return None
-    if magic[:2] == b"\x1f\x8b":
-        return "gzip"
-    if magic[:4] == b"\x28\xb5\x2f\xfd":
-        return "zstd"
+    for codec, head in _MAGIC.items():
+        if magic.startswith(head):
+            return codec
     return None
 
 
-def _decompressed_chunks(fs: pafs.FileSystem, path: str, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
-    """The file's decompressed bytes, chunk by chunk. Everything decodable is yielded before a
-    ``TruncatedStream`` or ``CorruptStream`` is raised, so a cut file loses only its tail.
-    Multi-member gzip and multi-frame zstd are read to the end."""
+def _zstd_decompressobj():
+    import zstandard
+
+    return zstandard.ZstdDecompressor().decompressobj()
+
+
+def _bz2_decompressobj():
+    import bz2
+
+    return bz2.BZ2Decompressor()
+
+
+# What starts a gzip member (with deflate), a zstd frame and a bz2 stream: where decoding can
+# resume after damage. A false match inside compressed data (2^-24 per byte) fails at once and the
+# search goes on.
+_MAGIC = {"gzip": b"\x1f\x8b\x08", "zstd": b"\x28\xb5\x2f\xfd", "bz2": b"BZh"}
+_UNIT = {"gzip": "gzip member", "zstd": "zstd frame", "bz2": "bz2 stream"}
+_NEW_DECODER = {"gzip": lambda: zlib.decompressobj(wbits=47), "zstd": _zstd_decompressobj, "bz2": _bz2_decompressobj}
+# Compressed bytes per decoder call. A codec raises without returning the output of the call that
+# hit the damage; zlib's state can be copied, so gzip re-decodes a failed step byte by byte and loses
+# nothing decodable; zstd and bz2 emit whole blocks, so small steps lose at most one block's output.
+_STEP = {"gzip": 64 << 10, "zstd": 16 << 10, "bz2": 8 << 10}
+# bz2 output per call: libbz2 raises a bad block or stream CRC without returning what it had
+# decoded, so it is drained a kilobyte at a time (Python's bz2 module reads 8 KB at a time).
+_PIECE = 1 << 10
+
+
+def _decompressed_chunks(fs: pafs.FileSystem, path: str, chunk_bytes: int = 1 << 20) -> Iterator[bytes | StreamDamage]:
+    """The file's decompressed bytes, chunk by chunk, with a ``StreamDamage`` in-band wherever the
+    compressed stream is damaged or cut short. Everything decodable before damage is yielded; after
+    it, decoding resumes at the next gzip member / zstd frame / bz2 stream if there is one.
+    Multi-member gzip, multi-frame zstd and multi-stream bz2 are read to the end."""
     with fs.open_input_stream(path, compression=None) as raw:
         first = raw.read(chunk_bytes)
         codec = _codec(path, first)
@@ -367,30 +417,108 @@ def _decompressed_chunks(fs: pafs.FileSystem, path: str, chunk_bytes: int = 1 <<
                 yield chunk
                 chunk = raw.read(chunk_bytes)
             return
-        new = (lambda: zlib.decompressobj(wbits=47)) if codec == "gzip" else _zstd_decompressobj
-        decoder, chunk = new(), first
-        if not chunk:
-            return
-        while chunk:
-            while chunk:
-                if decoder.eof:  # the next gzip member / zstd frame
-                    decoder = new()
-                try:
-                    out = decoder.decompress(chunk)
-                except Exception as exc:  # zlib.error / zstandard.ZstdError
-                    raise CorruptStream(f"{codec}: {exc}") from None
+        yield from _decode(codec, first, lambda: raw.read(chunk_bytes))
+
+
+def _decode(codec: str, first: bytes, read) -> Iterator[bytes | StreamDamage]:
+    step_bytes, new, magic = _STEP[codec], _NEW_DECODER[codec], _MAGIC[codec]
+    buf, base, pos = first, 0, 0  # buf holds the compressed bytes from absolute offset ``base``
+    decoder, fed = new(), False
+    pending = None  # damage not yet reported: merged with a failure right after resuming
+    while True:
+        if pos >= len(buf):
+            more = read()
+            if not more:
+                break
+            base, buf, pos = base + len(buf), more, 0
+        if decoder.eof:
+            decoder, fed = new(), False
+        step = buf[pos:pos + step_bytes]
+        saved = decoder.copy() if codec == "gzip" else None
+        try:
+            if codec == "bz2":  # drained in small pieces, so a bad stream CRC costs nothing decoded before it
+                out = decoder.decompress(step, _PIECE)
+                while not (decoder.eof or decoder.needs_input):
+                    if out:
+                        if pending:
+                            yield pending
+                            pending = None
+                        yield out
+                        fed = True
+                    out = decoder.decompress(b"", _PIECE)
+            else:
+                out = decoder.decompress(step)
+        except Exception as exc:  # noqa: BLE001 - zlib.error, zstandard.ZstdError, OSError from bz2
+            bad = 0
+            if saved is not None:
+                out, bad, ended = _salvage(saved, step)
                 if out:
+                    if pending:
+                        yield pending
+                        pending = None
                     yield out
-                chunk = decoder.unused_data if decoder.eof else b""
-            chunk = raw.read(chunk_bytes)
-        if not decoder.eof:
-            raise TruncatedStream(f"{codec} stream ends before its end-of-stream marker")
+                if ended:  # the member ended cleanly inside the step; the damage is in what follows
+                    decoder, pos = saved, pos + bad
+                    continue
+            failed = base + pos + bad
+            found = _find_magic(magic, buf, pos + bad + 1, read)
+            if found is None:
+                yield pending or StreamDamage(codec, failed, None, _first_line(exc))
+                return
+            buf, delta, pos = found
+            base += delta
+            if pending is None:
+                pending = StreamDamage(codec, failed, base + pos, _first_line(exc))
+            else:
+                pending = StreamDamage(codec, pending.offset, base + pos, pending.message)
+            decoder, fed = new(), False
+            continue
+        fed = fed or bool(step)
+        if out:
+            if pending:
+                yield pending
+                pending = None
+            yield out
+        pos += len(step) - (len(decoder.unused_data) if decoder.eof else 0)
+    if pending:
+        yield pending
+    elif fed and not decoder.eof:
+        yield StreamDamage(codec, base + len(buf), None, "the stream ends before its end-of-stream marker", truncated=True)
 
 
-def _zstd_decompressobj():
-    import zstandard
+def _salvage(decoder, step: bytes) -> tuple[bytes, int, bool]:
+    """Re-decode a failed step one byte at a time from the state before it: (everything decodable,
+    bytes consumed, whether the member ended cleanly there rather than at a damaged byte)."""
+    out = []
+    for i in range(len(step)):
+        try:
+            out.append(decoder.decompress(step[i:i + 1]))
+        except Exception:  # noqa: BLE001 - the damaged byte
+            return b"".join(out), i, False
+        if decoder.eof:
+            return b"".join(out), i + 1, True
+    return b"".join(out), len(step), False
 
-    return zstandard.ZstdDecompressor().decompressobj()
+
+def _find_magic(magic: bytes, buf: bytes, start: int, read) -> tuple[bytes, int, int] | None:
+    """The next ``magic`` at or after ``buf[start:]`` (reading on as needed): (buffer, its base
+    offset delta, position in it) as the decode loop keeps them; None at the end of the file."""
+    base = 0
+    while True:
+        at = buf.find(magic, start)
+        if at >= 0:
+            return buf, base, at
+        keep = buf[-(len(magic) - 1):] if len(buf) >= len(magic) - 1 else buf
+        more = read()
+        if not more:
+            return None
+        base += len(buf) - len(keep)
+        buf, start = keep + more, 0
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:200]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,11 +553,17 @@ def parse_date(value) -> datetime | None:
     return None
 
 
-def _iter_lines(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, line bytes) over a stream of byte chunks."""
+def _iter_lines(chunks: Iterator[bytes | StreamDamage]) -> Iterator[tuple[int, bytes | StreamDamage]]:
+    """(1-based line number, line bytes) over a stream of byte chunks; a ``StreamDamage`` takes a
+    line number of its own (the partial line before it is part of the loss it reports)."""
     lineno = 0
     tail = b""
     for chunk in chunks:
+        if isinstance(chunk, StreamDamage):
+            tail = b""
+            lineno += 1
+            yield lineno, chunk
+            continue
         lines = (tail + chunk).split(b"\n")
         tail = lines.pop()
         for line in lines:
@@ -442,21 +576,13 @@ def _iter_lines(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
 def _read_jsonl(fs, path, spec: InputSpec, builder: BatchBuilder) -> Iterator[pa.Table]:
     text_names, id_names = spec.candidates("text"), spec.candidates("id")
     url_names, date_names = spec.candidates("url"), spec.candidates("date")
-    lineno = 0
-    try:
-        for lineno, line in _iter_lines(_decompressed_chunks(fs, path)):
-            if not line or line.isspace():
-                continue
+    for lineno, line in _iter_lines(_decompressed_chunks(fs, path)):
+        if isinstance(line, StreamDamage):
+            builder.unreadable(lineno, line.reason, line.describe(lineno - 1))
+        elif line and not line.isspace():
             _jsonl_record(builder, spec, lineno, line, text_names, id_names, url_names, date_names)
-            if builder.full():
-                yield builder.flush()
-    except (TruncatedStream, CorruptStream) as exc:
-        _stream_error(builder, lineno, exc)
-
-
-def _stream_error(builder: BatchBuilder, lineno: int, exc: Exception) -> None:
-    reason = "truncated_compressed_stream" if isinstance(exc, TruncatedStream) else "corrupt_compressed_stream"
-    builder.unreadable(lineno + 1, reason, f"after line {lineno}: {exc}; the rest of the file is lost")
+        if builder.full():
+            yield builder.flush()
 
 
 def _jsonl_record(builder, spec, lineno, line, text_names, id_names, url_names, date_names) -> None:
@@ -508,29 +634,28 @@ def _read_tsv(fs, path, spec: InputSpec, builder: BatchBuilder) -> Iterator[pa.T
     if names["text"] is None:
         builder.unreadable(0, "no_text", f"no text column ({'/'.join(spec.candidates('text'))}) in tsv_columns {list(columns)}")
         return
-    lineno = 0
-    try:
-        for lineno, line in _iter_lines(_decompressed_chunks(fs, path)):
-                if not line or line.isspace():
-                    continue
-                text, repair = _decode_utf8(line.rstrip(b"\r"))
-                cells = dict(zip(columns, text.split("\t")))
-                body = cells.get(names["text"])
-                if body is None:
-                    builder.unreadable(lineno, "no_text", f"row has {len(cells)} of {len(columns)} columns")
-                else:
-                    builder.document(
-                        lineno,
-                        _maybe_base64(body),
-                        source_id=cells.get(names["id"]) if names["id"] else None,
-                        url=cells.get(names["url"]) if names["url"] else None,
-                        date=parse_date(cells.get(names["date"])) if names["date"] else None,
-                        repair=repair,
-                    )
-                if builder.full():
-                    yield builder.flush()
-    except (TruncatedStream, CorruptStream) as exc:
-        _stream_error(builder, lineno, exc)
+    for lineno, line in _iter_lines(_decompressed_chunks(fs, path)):
+        if isinstance(line, StreamDamage):
+            builder.unreadable(lineno, line.reason, line.describe(lineno - 1))
+            continue
+        if not line or line.isspace():
+            continue
+        text, repair = _decode_utf8(line.rstrip(b"\r"))
+        cells = dict(zip(columns, text.split("\t")))
+        body = cells.get(names["text"])
+        if body is None:
+            builder.unreadable(lineno, "no_text", f"row has {len(cells)} of {len(columns)} columns")
+        else:
+            builder.document(
+                lineno,
+                _maybe_base64(body),
+                source_id=cells.get(names["id"]) if names["id"] else None,
+                url=cells.get(names["url"]) if names["url"] else None,
+                date=parse_date(cells.get(names["date"])) if names["date"] else None,
+                repair=repair,
+            )
+        if builder.full():
+            yield builder.flush()
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
