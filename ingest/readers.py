@@ -719,31 +719,45 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 def _read_warc(fs, path, spec: InputSpec, builder: BatchBuilder) -> Iterator[pa.Table]:
     """Responses with HTML become documents (text extracted), WET conversion records become
-    documents as they are, everything else is skipped by type. A corrupt gzip member costs only
-    its own record: reading resumes at the next gzip member."""
+    documents as they are, everything else is skipped by type. Damage costs only the damaged
+    record: after a record that cannot be parsed, or one whose declared length runs past the end of
+    the file (a damaged Content-Length swallows every record after it), reading resumes at the next
+    gzip member (compressed WARC) or the next ``WARC/1.x`` header line (uncompressed). Within a
+    single-member gzip WARC nothing after damage can be decoded: the rest of the file is lost, and
+    the row says so."""
     from fastwarc.warc import ArchiveIterator
 
     with fs.open_input_file(path) as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+        resync, unit = (_next_gzip_member, "gzip member") if gzipped else (_next_warc_header, "WARC header")
         start = 0
         while True:
             f.seek(start)
-            last_pos = None
+            last_pos, error = None, None
             try:
                 for record in ArchiveIterator(f, parse_http=False):
                     last_pos = start + record.stream_pos
-                    _warc_record(builder, spec, record, last_pos)
+                    whole = _warc_record(builder, spec, record, last_pos)
                     if builder.full():
                         yield builder.flush()
-                return
-            except Exception as exc:  # noqa: BLE001 - fastwarc raises plain exceptions for corrupt members
-                failed_at = last_pos if last_pos is not None else start
-                builder.unreadable(failed_at, "corrupt_record", f"{type(exc).__name__}: {exc}")
-                start = _next_gzip_member(f, failed_at + 1)
-                if start is None:
+                    if not whole:
+                        break
+                else:
                     return
+            except Exception as exc:  # noqa: BLE001 - fastwarc raises plain exceptions for corrupt members
+                error = f"{type(exc).__name__}: {exc}"
+            failed_at = last_pos if last_pos is not None else start
+            found = resync(f, failed_at + 1)
+            if error is not None:
+                then = f"reading resumed at the next {unit}, byte {found}" if found is not None else "the rest of the file is lost"
+                builder.unreadable(failed_at, "corrupt_record", f"{error} (in or after the record at offset {failed_at}); {then}")
+            if found is None:
+                return
+            start = found
 
 
 def _next_gzip_member(f, offset: int) -> int | None:
+    """The offset of the next gzip member header (``1f 8b 08``) at or after ``offset``."""
     f.seek(offset)
     carry = b""
     while True:
@@ -758,13 +772,34 @@ def _next_gzip_member(f, offset: int) -> int | None:
         carry = data[-2:]
 
 
-def _warc_record(builder: BatchBuilder, spec: InputSpec, record, position: int) -> None:
+def _next_warc_header(f, offset: int) -> int | None:
+    """The offset of the next ``WARC/1.0`` / ``WARC/1.1`` version line at or after ``offset``."""
+    f.seek(offset)
+    carry = b""
+    while True:
+        chunk = f.read(1 << 20)
+        if not chunk:
+            return None
+        data = carry + chunk
+        hit = _WARC_VERSION_LINE.search(data)
+        if hit:
+            return offset - len(carry) + hit.start()
+        offset += len(chunk)
+        carry = data[-16:]
+
+
+_WARC_VERSION_LINE = re.compile(rb"WARC/1\.[01]\r?\n")
+
+
+def _warc_record(builder: BatchBuilder, spec: InputSpec, record, position: int) -> bool:
+    """One record into the batch; False when its block is shorter than its declared length (the
+    file was cut there, or a damaged Content-Length ran past the records after it)."""
     headers = record.headers
     warc_type = (headers.get("WARC-Type") or "unknown").lower()
     record_id = headers.get("WARC-Record-ID")
     if warc_type not in ("response", "conversion"):
         builder.skipped(position, f"warc_{warc_type}", source_id=record_id)
-        return
+        return record.reader.consume() >= record.content_length
     block = record.reader.read()
     if len(block) < record.content_length:
         builder.unreadable(
@@ -773,30 +808,31 @@ def _warc_record(builder: BatchBuilder, spec: InputSpec, record, position: int) 
             f"{warc_type} record has {len(block)} of its {record.content_length} bytes",
             source_id=record_id,
         )
-        return
+        return False
     url = (headers.get("WARC-Target-URI") or "").strip("<>") or None  # WARC/1.1 drafts bracket it
     date = parse_date(headers.get("WARC-Date"))
     if warc_type == "conversion":
         text, repair = _decode_utf8(block)
         builder.document(position, text, source_id=record_id, url=url, date=date, repair=repair)
-        return
+        return True
     status, http_headers, payload = _split_http(block)
     if status is None:
         builder.unreadable(position, "bad_http", "response block has no HTTP status line", source_id=record_id)
-        return
+        return True
     if not 200 <= status < 300:
         builder.skipped(position, f"warc_http_{status // 100}xx", source_id=record_id)
-        return
+        return True
     content_type = http_headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type and content_type not in HTML_TYPES:
         builder.skipped(position, "warc_response_not_html", source_id=record_id)
-        return
+        return True
     payload = _content_decode(payload, http_headers.get("content-encoding", ""))
     if not content_type and not _looks_like_html(payload):
         builder.skipped(position, "warc_response_not_html", source_id=record_id)
-        return
+        return True
     text = html_to_text(payload, http_headers.get("content-type", ""), spec.html_main_content)
     builder.document(position, text, source_id=record_id, url=url, date=date)
+    return True
 
 
 def _decode_utf8(data: bytes) -> tuple[str, str | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 import orjson
@@ -342,3 +343,58 @@ def test_random_damage_never_loses_a_line_the_standard_library_decodes(tmp_path_
     assert not missing, (codec, at, length, len(missing))
     table = read_all(path)  # and the reader's account holds: every line and every loss is one row
     assert table.num_rows == len([line for line in got if line.strip()]) + len(damage)
+
+
+WARC_SAMPLE = C4_SHARD.parents[1] / "warc" / "dolma_sample-0000.warc.gz"
+
+
+def _warc_rows(path: Path) -> list[tuple]:
+    table = read_all(path)
+    return list(zip(table.column("source_id").to_pylist(), table.column("rejected_by").to_pylist()))
+
+
+def test_a_damaged_warc_record_costs_that_record_only(tmp_path):
+    """Uncompressed and gzip WARC, real records: a garbled header costs one record; a damaged
+    Content-Length (which swallows every record after it) costs nothing in an uncompressed file and
+    one record in a member-per-record file; the account is one row per record either way."""
+    raw = gzip.decompress(WARC_SAMPLE.read_bytes())
+    starts = [m.start() for m in re.finditer(rb"WARC/1\.[01]\r\n", raw)]
+    ok = tmp_path / "ok.warc"
+    ok.write_bytes(raw)
+    good = _warc_rows(ok)
+    assert len(good) == len(starts)
+
+    k = starts[len(starts) // 2]
+    garbled = tmp_path / "garbled.warc"
+    garbled.write_bytes(raw[:k] + b"GARBAGE!\r\n" + raw[k + 10:])
+    rows = _warc_rows(garbled)
+    assert len(rows) == len(good)  # the lost record is one located row
+    assert [r for r in rows if r[1] == "unreadable.corrupt_record"] and len(set(good) - set(rows)) == 1
+
+    at = raw.find(b"Content-Length:", k)
+    swallowing = raw[:at] + b"Content-Length: 99999999" + raw[raw.find(b"\r\n", at):]
+    (tmp_path / "swallow.warc").write_bytes(swallowing)
+    assert len(_warc_rows(tmp_path / "swallow.warc")) == len(good)
+    bounds = [m.start() for m in re.finditer(rb"WARC/1\.[01]\r\n", swallowing)] + [len(swallowing)]
+    (tmp_path / "swallow.warc.gz").write_bytes(b"".join(gzip.compress(swallowing[a:b]) for a, b in zip(bounds, bounds[1:])))
+    rows = _warc_rows(tmp_path / "swallow.warc.gz")
+    assert len(rows) == len(good) and sum(r[1] == "unreadable.truncated_record" for r in rows) == 1
+
+
+def test_damage_inside_a_single_member_gzip_warc_keeps_the_records_before_it(tmp_path):
+    import random
+
+    raw = gzip.decompress(WARC_SAMPLE.read_bytes())
+    ok = tmp_path / "ok.warc"
+    ok.write_bytes(raw)
+    good = _warc_rows(ok)
+    single = bytearray(gzip.compress(raw))
+    mid = len(single) // 2
+    single[mid:mid + 300] = random.Random(0).randbytes(300)
+    path = tmp_path / "single.warc.gz"
+    path.write_bytes(bytes(single))
+    table = read_all(path)
+    rows = list(zip(table.column("source_id").to_pylist(), table.column("rejected_by").to_pylist()))
+    before = [r for r in rows if not (r[1] or "").startswith("unreadable")]
+    assert 0 < len(before) < len(good) and before == good[:len(before)]
+    assert len([d for d in table.column("_detail").to_pylist() if d and "rest of the file is lost" in d]) == 1
