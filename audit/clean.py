@@ -9,7 +9,8 @@ Decision order per row (the first that applies):
    (the first in input order), the others dropped;
 3. ``label_issue``: flagged by confident learning: ``--fix drop`` drops it, ``relabel`` gives it the
    suggested label, ``none`` keeps it as it is. Test rows are never changed (a test set is fixed
-   by a person, not by a model trained on the rest); their flags stay in audit.parquet;
+   by a person, not by a model trained on the rest); their flags stay in audit.parquet. With
+   ``--fix-min-prob P`` only flags whose suggested label has out-of-fold probability >= P are fixed;
 4. kept.
 """
 
@@ -24,13 +25,16 @@ import polars as pl
 FIXES = ("drop", "relabel", "none")
 
 
-def decide(frame: pl.DataFrame, fix: str) -> pl.DataFrame:
+def decide(frame: pl.DataFrame, fix: str, min_prob: float = 0.0) -> pl.DataFrame:
     """``frame`` holds the audit columns (``split`` may be null, ``drop_leak``, ``first_in_split``,
     ``is_label_issue``, ``label``, ``suggested_label``). Returns id, action, reason, label, new_label."""
     if fix not in FIXES:
         raise ValueError(f"--fix {fix!r}: expected one of {', '.join(FIXES)}")
     test = pl.col("split").fill_null("") == "test"
-    flagged = pl.col("is_label_issue") & ~test & (pl.col("suggested_label") != pl.col("label"))
+    # min_prob: fix only the flags whose suggested label the model is this sure of (bench.audit:
+    # on a weak model, fixing every flag costs the minority classes more than the flips did).
+    flagged = (pl.col("is_label_issue") & ~test & (pl.col("suggested_label") != pl.col("label"))
+               & (pl.col("suggested_label_prob") >= min_prob))
     issue_action = {"drop": "dropped", "relabel": "relabelled", "none": "kept"}[fix]
     action = (pl.when(pl.col("drop_leak")).then(pl.lit("dropped"))
               .when(~pl.col("first_in_split")).then(pl.lit("dropped"))

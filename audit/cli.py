@@ -28,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, metavar="DIR")
     p.add_argument("--write-clean", metavar="DIR", help="write the cleaned set and its account here")
     p.add_argument("--fix", choices=FIXES, default="drop", help="what the cleaned set does with flagged rows (default drop)")
+    p.add_argument("--fix-min-prob", type=float, default=0.0, metavar="P",
+                   help="fix only flagged rows whose suggested label has probability >= P (default 0: every flag)")
     p.add_argument("--folds", type=int, default=5, help="K of the K-fold cross-validation (default 5)")
     p.add_argument("--model", choices=MODELS, default="linear", help="the out-of-fold model (default linear)")
     p.add_argument("--rule", choices=RULES, default="prune_by_noise_rate", help="cleanlab's filter_by (default prune_by_noise_rate)")

@@ -34,6 +34,7 @@ class AuditConfig:
     label_map: dict = field(default_factory=dict)
     write_clean: str | None = None
     fix: str = "drop"
+    fix_min_prob: float = 0.0
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     leak: LeakConfig = field(default_factory=LeakConfig)
     coverage: CoverageConfig = field(default_factory=CoverageConfig)
@@ -46,7 +47,7 @@ class AuditConfig:
             input=a.input, output=a.output, label_field=a.label_field, text_field=a.text_field, split_field=a.split_field,
             id_field=a.id_field, tsv_columns=tuple(s.strip() for s in a.tsv_columns.split(",")),
             label_pattern=a.label_pattern, multi_label=a.multi_label, label_map=_json_arg(a.label_map, "--label-map"),
-            write_clean=a.write_clean, fix=a.fix,
+            write_clean=a.write_clean, fix=a.fix, fix_min_prob=a.fix_min_prob,
             noise=NoiseConfig(folds=a.folds, model=a.model, rule=a.rule, score=a.score, seed=a.seed),
             coverage=CoverageConfig(langid=not a.no_langid),
         )
@@ -120,7 +121,7 @@ def run_audit(c: AuditConfig) -> dict:
                                     splits if splits is not None else np.full(len(y), "train", dtype=object))
     first = first_in_split(dup.cluster, frame["split"].to_list(), frame["label"].to_list())
     frame = frame.with_columns(pl.Series("drop_leak", drop_leak), pl.Series("first_in_split", first))
-    decided = decide(frame, c.fix)
+    decided = decide(frame, c.fix, c.fix_min_prob)
     frame = frame.with_columns(decided["action"].alias("clean_action"), decided["reason"].alias("clean_reason"))
 
     summary = _summary(frame, dup, noise, cov, classes, dropped, c)
