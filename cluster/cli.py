@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             return bench_main(args.rest)
     except (ConfigError, TrainInputError, SubmitError) as exc:
         print(f"crawlsift: error: {exc}", file=sys.stderr)
+        _exit_now_if_abandoned(2)
         return 2
     except KeyboardInterrupt:
         print("crawlsift: interrupted; rerun the same command to resume", file=sys.stderr)
@@ -198,6 +199,18 @@ def main(argv: list[str] | None = None) -> int:
               "working directory); rerun to resume", file=sys.stderr)
         return 2
     return 0
+
+
+def _exit_now_if_abandoned(code: int) -> None:
+    """Leave at once when a remote listing that gave no answer is still running (see readers)."""
+    from ingest.readers import abandoned_remote_calls
+
+    if abandoned_remote_calls():
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def model_unavailable_line(exc: BaseException) -> str | None:

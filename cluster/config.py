@@ -27,7 +27,8 @@ import yaml
 
 from cluster.registry import STAGES, stage_class
 from filters.base import Stage
-from ingest.readers import FORMATS, InputError, InputFile, InputSpec, no_reader_for_any, resolve_inputs
+from ingest.readers import (FORMATS, InputError, InputFile, InputSpec, check_remote_output, no_reader_for_any,
+                            resolve_inputs)
 
 # The default recipe (FineWeb's order: language, Gopher repetition then quality, C4, FineWeb,
 # dedup, then PII), used by `crawlsift run` without --stages or a config.
@@ -167,6 +168,7 @@ def build_config(
     if resolve:
         try:
             config.files = resolve_inputs(spec.paths)
+            check_remote_output(out)
         except InputError as exc:
             raise ConfigError(str(exc)) from None
         why = no_reader_for_any(config.files, spec)

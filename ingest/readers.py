@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
+import functools
 import re
 import zlib
 from dataclasses import dataclass
@@ -89,20 +90,105 @@ class InputError(ValueError):
     """An input path that matches nothing, or a filesystem that cannot be reached."""
 
 
+# Every remote filesystem gets timeouts and retries (pyarrow's defaults let an unreachable GCS
+# endpoint retry for 15 minutes): connect and request timeouts, AWS's standard retry strategy
+# (exponential backoff with jitter on throttling and 5xx) for S3, a retry time limit for GCS. A URI's
+# own query (``?connect_timeout=30&retries=10``) overrides them.
+REMOTE_CONNECT_TIMEOUT_S = 10.0
+REMOTE_REQUEST_TIMEOUT_S = 60.0
+REMOTE_RETRIES = 5
+GCS_RETRY_LIMIT_S = 10.0
+# Listing the inputs must answer within this long (``$CRAWLSIFT_REMOTE_TIMEOUT``), or the run stops
+# with one line before any work.
+REMOTE_LIST_TIMEOUT_S = 60.0
+
+_S3_TEXT = ("access_key", "secret_key", "session_token", "region", "scheme", "endpoint_override", "role_arn",
+            "session_name", "external_id", "tls_ca_file_path")
+_S3_FLAGS = ("anonymous", "force_virtual_addressing", "allow_bucket_creation", "allow_bucket_deletion")
+_GCS_TEXT = ("scheme", "endpoint_override", "project_id", "access_token", "target_service_account")
+_SECRET_KEYS = ("secret_key", "session_token", "access_token")
+
+
 def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
     """The pyarrow filesystem and in-filesystem path for a local path or URI (s3://, gs://, ...).
-    Schemes pyarrow lacks (e.g. memory://, az://) go through fsspec when it is installed."""
+    S3 and GCS are built here with timeouts and retries (options from the URI's query, as pyarrow's
+    ``from_uri`` takes them); schemes pyarrow lacks (e.g. memory://, az://) go through fsspec."""
     if "://" not in uri:
         import os
 
         return pafs.LocalFileSystem(), os.path.abspath(uri)
+    scheme, _, rest = uri.partition("://")
+    rest, _, query = rest.partition("?")
+    if scheme == "s3":
+        return _s3_filesystem(rest.split("/", 1)[0], query), rest.rstrip("/") or rest
+    if scheme in ("gs", "gcs"):
+        return _gcs_filesystem(query), rest.rstrip("/") or rest
     try:
         return pafs.FileSystem.from_uri(uri)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         import fsspec
 
-        protocol, _, rest = uri.partition("://")
-        return pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem(protocol))), rest
+        return pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem(scheme))), rest
+
+
+def _query_options(query: str, text: tuple, flags: tuple, scheme: str) -> tuple[dict, dict]:
+    from urllib.parse import parse_qsl
+
+    options, tuning = {}, {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key in text:
+            options[key] = value
+        elif key in flags:
+            options[key] = value.lower() in ("1", "true", "yes")
+        elif key in ("connect_timeout", "request_timeout", "retries", "retry_time_limit"):
+            try:
+                tuning[key] = float(value)
+            except ValueError:
+                raise InputError(f"{scheme}:// option {key}={value!r} is not a number") from None
+        else:
+            raise InputError(f"{scheme}:// URI has an unknown option {key!r} "
+                             f"(known: {', '.join(sorted(text + flags))}, connect_timeout, request_timeout, retries)")
+    return options, tuning
+
+
+@functools.lru_cache(maxsize=64)
+def _s3_filesystem(bucket: str, query: str) -> pafs.S3FileSystem:
+    import os
+
+    options, tuning = _query_options(query, _S3_TEXT, _S3_FLAGS, "s3")
+    if "region" not in options and "endpoint_override" not in options:
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        options["region"] = region or pafs.resolve_s3_region(bucket)
+    try:
+        return pafs.S3FileSystem(
+            **options,
+            connect_timeout=tuning.get("connect_timeout", REMOTE_CONNECT_TIMEOUT_S),
+            request_timeout=tuning.get("request_timeout", REMOTE_REQUEST_TIMEOUT_S),
+            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=int(tuning.get("retries", REMOTE_RETRIES))),
+        )
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"s3:// options: {exc}") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _gcs_filesystem(query: str) -> pafs.GcsFileSystem:
+    from datetime import timedelta
+
+    options, tuning = _query_options(query, _GCS_TEXT, ("anonymous",), "gs")
+    limit = tuning.get("retry_time_limit", GCS_RETRY_LIMIT_S)
+    try:
+        return pafs.GcsFileSystem(**options, retry_time_limit=timedelta(seconds=limit))
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"gs:// options: {exc}") from None
+
+
+def redact(uri: str) -> str:
+    """A URI fit for a message or a log: secret query values replaced."""
+    if "?" not in uri:
+        return uri
+    base, _, query = uri.partition("?")
+    parts = [f"{k}=***" if k in _SECRET_KEYS else f"{k}={v}" for k, _, v in (p.partition("=") for p in query.split("&"))]
+    return f"{base}?{'&'.join(parts)}"
 
 
 def _display(fs: pafs.FileSystem, path: str, uri: str) -> str:
@@ -117,16 +203,114 @@ def _display(fs: pafs.FileSystem, path: str, uri: str) -> str:
 
 def resolve_inputs(patterns: list[str] | tuple[str, ...]) -> list[InputFile]:
     """Expand globs and directories into a sorted, de-duplicated list of files.
-    Raises InputError naming the first pattern that matches nothing."""
+    Raises InputError (one line) naming the first pattern that matches nothing, cannot be listed
+    (unreachable endpoint, missing bucket, denied), or gives no answer within
+    ``REMOTE_LIST_TIMEOUT_S``."""
     found: dict[str, int] = {}
     for pattern in patterns:
-        fs, path = filesystem_for(pattern)
-        matches = _glob(fs, path) if any(c in path for c in "*?[") else _expand(fs, path)
+        if "://" in pattern:
+            matches, fs = _with_deadline(lambda p=pattern: _matches(p), _remote_timeout(), f"cannot list {redact(pattern)}")
+        else:
+            matches, fs = _matches(pattern)
         if not matches:
-            raise InputError(f"input path not found: {pattern}")
+            raise InputError(f"input path not found: {redact(pattern)}{_missing_bucket(fs, pattern)}")
         for p, size in matches:
             found.setdefault(_display(fs, p, pattern), size)
     return [InputFile(i, p, s) for i, (p, s) in enumerate(sorted(found.items()))]
+
+
+def check_remote_output(uri: str) -> None:
+    """An output on object storage must be reachable and its bucket must exist, checked before any
+    work (InputError, one line), not found by the writer after the run has started."""
+    if "://" not in uri:
+        return
+
+    def probe():
+        fs, path = filesystem_for(uri)
+        try:
+            fs.get_file_info(path)
+            bucket = path.split("/", 1)[0]
+            if isinstance(fs, (pafs.S3FileSystem, pafs.GcsFileSystem)) and fs.get_file_info(bucket).type == pafs.FileType.NotFound:
+                raise InputError(f"output {redact(uri)}: bucket {bucket!r} does not exist, or these credentials cannot see it")
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"cannot reach the output {redact(uri)}: {remote_cause(exc)}") from None
+
+    _with_deadline(probe, _remote_timeout(), f"cannot reach the output {redact(uri)}")
+
+
+def _matches(pattern: str) -> tuple[list[tuple[str, int]], pafs.FileSystem]:
+    try:
+        fs, path = filesystem_for(pattern)
+        return (_glob(fs, path) if any(c in path for c in "*?[") else _expand(fs, path)), fs
+    except InputError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"cannot list {redact(pattern)}: {remote_cause(exc)}") from None
+
+
+def _missing_bucket(fs: pafs.FileSystem, pattern: str) -> str:
+    """Why a remote pattern matched nothing, when the reason is its bucket."""
+    if "://" not in pattern or isinstance(fs, pafs.LocalFileSystem):
+        return ""
+    bucket = pattern.split("://", 1)[1].split("?", 1)[0].split("/", 1)[0]
+    try:
+        missing = fs.get_file_info(bucket).type == pafs.FileType.NotFound
+    except Exception:  # noqa: BLE001 - the listing already answered; this only adds a reason
+        return ""
+    return f" (bucket {bucket!r} does not exist, or these credentials cannot see it)" if missing else ""
+
+
+def remote_cause(exc: BaseException) -> str:
+    """The part of a storage client's error a person needs, on one line."""
+    text = " ".join(str(exc).split())
+    for marker in ("Details: ", "AWS Error "):
+        if marker in text:
+            text = text[text.index(marker) + len(marker):]
+            break
+    return text[:300] or type(exc).__name__
+
+
+def _remote_timeout() -> float:
+    import os
+
+    try:
+        return float(os.environ.get("CRAWLSIFT_REMOTE_TIMEOUT", REMOTE_LIST_TIMEOUT_S))
+    except ValueError:
+        return REMOTE_LIST_TIMEOUT_S
+
+
+_ABANDONED: list = []
+
+
+def abandoned_remote_calls() -> bool:
+    """Whether a remote call given up on is still running: pyarrow's S3 shutdown at exit would wait
+    for it, so the CLI leaves with ``os._exit`` instead."""
+    return any(t.is_alive() for t in _ABANDONED)
+
+
+def _with_deadline(fn, seconds: float, what: str):
+    """``fn()`` in a daemon thread: its result, its exception, or an InputError after ``seconds``
+    (a client that keeps retrying is left behind; the process is about to stop with exit 2)."""
+    import threading
+
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="crawlsift-list-inputs", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        _ABANDONED.append(thread)
+        raise InputError(f"{what}: no answer within {seconds:.0f} s "
+                         "(check the endpoint, the network and the credentials)")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _expand(fs: pafs.FileSystem, path: str) -> list[tuple[str, int]]:
@@ -154,7 +338,7 @@ def _glob(fs: pafs.FileSystem, pattern: str) -> list[tuple[str, int]]:
     recursive = "**" in pattern or len(fixed) < len(parts) - 1
     try:
         listing = fs.get_file_info(pafs.FileSelector(base, recursive=recursive, allow_not_found=True))
-    except OSError:
+    except FileNotFoundError:
         return []
     return [
         (i.path, i.size)

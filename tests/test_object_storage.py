@@ -78,3 +78,64 @@ def test_model_classifier_reads_its_model_from_object_storage(tmp_path, s3_serve
 
     with pytest.raises(ValueError, match="no Hugging Face model"):
         ModelClassifier(model_path=f"s3://crawl/models/missing?{s3_server}")
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _crawlsift(*args, env_extra=None, timeout=120):
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", **(env_extra or {})}
+    started = time.time()
+    done = subprocess.run([sys.executable, "-m", "cluster.cli", "run", *args], cwd=Path(__file__).resolve().parents[1],
+                          env=env, capture_output=True, text=True, timeout=timeout)
+    return done, time.time() - started
+
+
+def test_remote_inputs_and_outputs_fail_fast_with_one_line(crawl_dir, tmp_path, s3_server):
+    """Unreachable endpoints, a missing bucket, and a server that never answers: each is one line
+    naming the path and the cause, exit 2, before any work, within a bounded time."""
+    import socket
+    import threading
+
+    local = str(crawl_dir / "jsonl" / "dolma_cc_en_head-0091.jsonl.gz")
+    closed = f"endpoint_override=http://127.0.0.1:{_closed_port()}&scheme=http&region=us-east-1&retries=2"
+    cases = [
+        (["--input", f"s3://crawl/in/*.jsonl?{closed}", "--output", str(tmp_path / "a")], "cannot list s3://crawl/in/*.jsonl"),
+        (["--input", f"s3://nobucket/in/*.jsonl?{s3_server}", "--output", str(tmp_path / "b")], "bucket 'nobucket' does not exist"),
+        (["--input", f"gs://crawl/in/x.jsonl?endpoint_override=127.0.0.1:{_closed_port()}&scheme=http&anonymous=true&retry_time_limit=2",
+          "--output", str(tmp_path / "c")], "cannot list gs://crawl/in/x.jsonl"),
+        (["--input", local, "--output", f"s3://crawl/out?{closed}"], "cannot reach the output s3://crawl/out"),
+        (["--input", f"s3://crawl/in/*?{s3_server}&secret_key=hunter2", "--output", str(tmp_path / "d")], "access_key"),
+        (["--input", f"s3://crawl/in/*?{s3_server}&endpoint=x", "--output", str(tmp_path / "d")], "unknown option 'endpoint'"),
+    ]
+    for args, expected in cases:
+        done, seconds = _crawlsift(*args, "--stages", "length")
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == 2 and len(lines) == 1 and expected in lines[0], (args, done.stderr[-2000:])
+        assert "hunter2" not in done.stderr
+        assert seconds < 45, (args, seconds)
+        assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+    # A server that accepts and never answers: the listing deadline ends it.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    held = []
+    threading.Thread(target=lambda: [held.append(silent.accept()) for _ in range(16)], daemon=True).start()
+    hang = f"endpoint_override=http://127.0.0.1:{silent.getsockname()[1]}&scheme=http&region=us-east-1&request_timeout=600"
+    done, seconds = _crawlsift("--input", f"s3://crawl/in/*?{hang}", "--output", str(tmp_path / "e"), "--stages", "length",
+                               env_extra={"CRAWLSIFT_REMOTE_TIMEOUT": "3"})
+    assert done.returncode == 2 and "no answer within 3 s" in done.stderr, done.stderr[-2000:]
+    assert seconds < 30
+    silent.close()
