@@ -216,7 +216,9 @@ def test_a_stopped_job_resubmitted_resumes_from_the_finished_work(token_cluster,
     first = _cli("submit", "--address", address, str(path), env=env)
     assert first.returncode == 0, first.stderr
     job = first.stdout.strip().splitlines()[-1]
+    started = time.time()
     done_when_stopped = _wait_for_done(tmp_path / "run", 2)
+    stopped_at = time.time() - started
     stop = _cli("jobs", "stop", job, "--address", address, env=env)
     assert stop.returncode == 0, stop.stderr
     deadline = time.time() + 120
@@ -225,9 +227,13 @@ def test_a_stopped_job_resubmitted_resumes_from_the_finished_work(token_cluster,
         time.sleep(1)
     assert _cli("jobs", "status", job, "--address", address, env=env).stdout.strip() == "STOPPED"
 
+    resubmitted = time.time()
     again = _cli("submit", "--address", address, str(path), "--wait", env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    _figures("stop-and-resubmit", stopped_after_s=stopped_at, inputs_done_when_stopped=done_when_stopped,
+             inputs=summary["input_files"], inputs_redone=summary["input_files_processed_this_run"],
+             resubmitted_run_s=time.time() - resubmitted, input_documents=summary["input_documents"], kept=summary["kept"])
     assert summary["input_files_processed_this_run"] <= summary["input_files"] - done_when_stopped
     local = _local_account(config, tmp_path / "local")
     for key in ("input_documents", "kept", "rejected", "unreadable"):
@@ -262,16 +268,26 @@ def test_losing_a_worker_nodes_raylet_mid_run_keeps_the_account_exact(token_clus
     path.write_text(yaml.safe_dump(config))
     proc = subprocess.Popen([sys.executable, "-m", "cluster.cli", "submit", "--address", address, str(path), "--wait"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for_done(tmp_path / "run", 1)
+    started = time.time()
+    done_at_kill = _wait_for_done(tmp_path / "run", 1)
     (raylet,) = [p for p in _pids_with(token_cluster["temp"]) if "sockets/raylet.1" in _args_of(p) and "raylet/raylet" in _args_of(p)]
     os.kill(raylet, signal.SIGKILL)
+    killed = time.time()
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    _figures("raylet-killed", killed_after_s=killed - started, inputs_done_at_kill=done_at_kill,
+             inputs=summary["input_files"], finished_after_kill_s=time.time() - killed,
+             input_documents=summary["input_documents"], kept=summary["kept"], unreadable=summary["unreadable"])
     local = _local_account(config, tmp_path / "local")
     for key in ("input_documents", "kept", "rejected", "unreadable"):
         assert summary[key] == local[key], key
     assert _ids(tmp_path / "run") == _ids(tmp_path / "local")
+
+
+def _figures(fault: str, **numbers) -> None:
+    """One line per fault test with its numbers (``pytest -s`` shows them; the closing note quotes them)."""
+    print(f"\nfault figures: {fault}: " + json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in numbers.items()}))
 
 
 def _args_of(pid: int) -> str:
