@@ -271,7 +271,8 @@ def _run(args) -> int:
     )
     if not args.quiet:
         print(
-            f"crawlsift: {len(config.files)} input file(s) -> {config.output}; stages: "
+            f"crawlsift: {len(config.files)} input file(s), {sum(f.size for f in config.files) / 1e6:,.1f} MB "
+            f"-> {config.output}; stages: "
             f"{', '.join(s.name for s in config.stages) or '(none)'}",
             file=sys.stderr,
         )

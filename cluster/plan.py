@@ -1,9 +1,9 @@
 """The Ray Data plan: read -> stages (map_batches) -> write, one streaming dataset.
 
-Stateless stages are plain ``map_batches`` tasks, which Ray fuses with the read and the write so a
-batch crosses no process boundary. A stage that holds a model (``Stage.stateful``) runs in an actor
-pool that loads the model once per worker. The write step returns one small stats row per input
-file per batch; only those reach the driver.
+Stateless stages run in the task that reads the input file, batch by batch (``_Chain``), so a
+batch crosses no process boundary and is written as soon as it is judged. A stage that holds a
+model (``Stage.stateful``) runs in an actor pool that loads the model once per worker. The write
+step returns one small stats row per input file per batch; only those reach the driver.
 """
 
 from __future__ import annotations
@@ -122,20 +122,25 @@ class _WriteBatch:
     """The sink: final kept/rejected Parquet, or (``intermediate_dir``) every row of the batch
     as a part file for the next segment."""
 
-    def __init__(self, output: str, files: list[InputFile], intermediate_dir: str | None = None, keeper=None):
+    def __init__(self, output: str, files: list[InputFile], intermediate_dir: str | None = None, keeper=None,
+                 board=None):
         self.output = output
         self.keys = {f.index: f.key for f in files}
         self.paths = {f.index: f.path for f in files}
         self.intermediate_dir = intermediate_dir
         self.keeper = keeper
+        self.board = board
         self._out = None
 
     def __call__(self, table: pa.Table) -> pa.Table:
         if self._out is None:
             self._out = OutputDir(self.output)
         if self.intermediate_dir:
-            return write_intermediate(table, self._out, self.intermediate_dir, self.keys)
+            stats = write_intermediate(table, self._out, self.intermediate_dir, self.keys)
+            self._post(stats)
+            return stats
         stats = write_batch(table, self._out, self.keys, self.paths)
+        self._post(stats)
         if self.keeper is None:
             return stats
         import ray
@@ -146,6 +151,23 @@ class _WriteBatch:
         return kept_stream(table)
 
 
+    def _post(self, stats: pa.Table) -> None:
+        """This batch's counts to the progress board (fire and forget: the line, not the account)."""
+        if self.board is None:
+            return
+        import json
+
+        accounts = [json.loads(a) for a in stats.column("account").to_pylist()]
+        seconds: dict[str, float] = {}
+        for a in accounts:
+            for name, sec in a.get("stage_seconds", {}).items():
+                seconds[name] = seconds.get(name, 0.0) + sec
+        unreadable = sum(sum(a.get("unreadable", {}).values()) for a in accounts)
+        self.board.wrote.remote(documents=sum(a.get("documents", 0) for a in accounts) + unreadable,
+                                kept=sum(a.get("kept", a.get("documents", 0)) for a in accounts),
+                                unreadable=unreadable, stage_seconds=seconds)
+
+
 def kept_stream(table: pa.Table) -> pa.Table:
     """The kept documents of a processed batch, as the trainer's tokenizer takes them."""
     import pyarrow.compute as pc
@@ -154,35 +176,83 @@ def kept_stream(table: pa.Table) -> pa.Table:
     return kept.select(["id", "text", "_file", "_seq"])
 
 
-def build_dataset(files: list[InputFile], spec: InputSpec, stages: list[Stage], output: str, *,
-                  batch_size: int, parallelism: int | None, actors_per_stage: int | None = None,
-                  source: _ReadParts | None = None, intermediate_dir: str | None = None, keeper=None):
-    """Read (raw inputs, or ``source``: the previous segment's parts) -> stages -> sink. With a
-    ``keeper`` (a FileAccount actor) the sink reports its stats there and yields the kept documents."""
-    import ray.data
+class _Chain:
+    """One input file's whole path in one task: read (or the previous segment's parts), the stateless
+    stages and, when nothing stateful follows, the sink, batch by batch. Ray Data's own fusion would
+    run the same code in one task, but its output buffer coalesces a generator's yields into ~128 MB
+    blocks, so a file's batches would reach the stages as one block at the file's end: no progress,
+    and a whole file in memory. Here each batch is judged and written as soon as it is read."""
 
-    ds = ray.data.from_items(file_items(files), override_num_blocks=len(files))
-    ds = ds.map_batches(
-        source or ReadFiles(spec, batch_size),
-        batch_size=1,
-        batch_format="pyarrow",
-        concurrency=parallelism,
-    )
+    def __init__(self, produce, stages: list[Stage], sink=None):
+        self.produce = produce
+        self.stages = stages
+        self.sink = sink
+
+    def __call__(self, files: pa.Table):
+        for table in self.produce(files):
+            for stage in self.stages:
+                table = run_stage(stage, table)
+            yield self.sink(table) if self.sink is not None else table
+
+
+class _Apply:
+    """The stateless stages after a model stage, and the sink when it comes last."""
+
+    def __init__(self, stages: list[Stage], sink=None):
+        self.stages = stages
+        self.sink = sink
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        for stage in self.stages:
+            table = run_stage(stage, table)
+        return self.sink(table) if self.sink is not None else table
+
+
+def _runs(stages: list[Stage]) -> tuple[list[Stage], list[tuple[Stage, list[Stage]]]]:
+    """(the stateless stages before the first model stage, [(model stage, the stateless stages after it)])."""
+    head, tail = [], []
     for stage in stages:
         if stage.stateful:
-            ds = ds.map_batches(
-                StageActor,
-                fn_constructor_args=(stage,),
-                batch_size=None,
-                batch_format="pyarrow",
-                zero_copy_batch=True,
-                concurrency=(1, actors_per_stage or _cluster_cpus()),
-                num_cpus=stage.num_cpus,
-                num_gpus=stage.num_gpus,
-            )
+            tail.append((stage, []))
+        elif tail:
+            tail[-1][1].append(stage)
         else:
-            ds = ds.map_batches(_StatelessStage(stage), batch_size=None, batch_format="pyarrow", zero_copy_batch=True)
-    return ds.map_batches(_WriteBatch(output, files, intermediate_dir, keeper), batch_size=None, batch_format="pyarrow")
+            head.append(stage)
+    return head, tail
+
+
+def build_dataset(files: list[InputFile], spec: InputSpec, stages: list[Stage], output: str, *,
+                  batch_size: int, parallelism: int | None, actors_per_stage: int | None = None,
+                  source: _ReadParts | None = None, intermediate_dir: str | None = None, keeper=None, board=None):
+    """Read (raw inputs, or ``source``: the previous segment's parts) -> stages -> sink. The stateless
+    stages before the first model stage run in the reading task (``_Chain``), with the sink too
+    when there is no model stage; each model stage is an actor pool. With a ``keeper`` (a
+    FileAccount actor) the sink reports its stats there and yields the kept documents. With a
+    ``board`` (a ProgressBoard actor) the reader and the sink post progress as batches pass."""
+    import ray.data
+
+    sink = _WriteBatch(output, files, intermediate_dir, keeper, board)
+    produce = source or ReadFiles(spec, batch_size, board)
+    head, tail = _runs(stages)
+    ds = ray.data.from_items(file_items(files), override_num_blocks=len(files))
+    ds = ds.map_batches(_Chain(produce, head, None if tail else sink), batch_size=1, batch_format="pyarrow",
+                        concurrency=parallelism)
+    for i, (stage, after) in enumerate(tail):
+        ds = ds.map_batches(
+            StageActor,
+            fn_constructor_args=(stage,),
+            batch_size=None,
+            batch_format="pyarrow",
+            zero_copy_batch=True,
+            concurrency=(1, actors_per_stage or _cluster_cpus()),
+            num_cpus=stage.num_cpus,
+            num_gpus=stage.num_gpus,
+        )
+        last = i == len(tail) - 1
+        if after or last:
+            ds = ds.map_batches(_Apply(after, sink if last else None), batch_size=None, batch_format="pyarrow",
+                                zero_copy_batch=True)
+    return ds
 
 
 def _cluster_cpus() -> int:
@@ -193,15 +263,24 @@ def _cluster_cpus() -> int:
 
 def describe_plan(stages: list[Stage]) -> list[str]:
     """One line per operator, as the CLI prints it before running."""
-    lines = ["read (tasks, one per input file)"]
+    def op(names: list[str]) -> str:
+        return " + ".join(names) + (" (tasks, batch by batch)" if names[0].startswith("read") else " (tasks)")
+
+    lines = []
+    pending = ["read (one task per input file)"]
     for stage in stages:
         if getattr(stage, "is_global", False):
             threshold = stage.verify_threshold()
             check = "" if threshold is None else f", candidates verified at true Jaccard >= {threshold:g}"
-            lines.append(f"{stage.name} keys (tasks, fused) => write parts; {stage.name} reduce (hash shuffle on disk{check}, "
-                         f"Ray tasks) => read parts + {stage.name} apply (tasks, one per input file)")
-            continue
-        kind = f"actor pool, {stage.num_cpus:g} CPU / {stage.num_gpus:g} GPU per actor" if stage.stateful else "tasks, fused"
-        lines.append(f"{stage.name} ({kind})")
-    lines.append("write kept/rejected Parquet (tasks, fused)")
+            lines.append(op(pending + [f"{stage.name} keys", "write parts"]))
+            lines.append(f"{stage.name} reduce (hash shuffle on disk{check}, Ray tasks)")
+            pending = [f"read parts + {stage.name} apply (one task per input file)"]
+        elif stage.stateful:
+            if pending:
+                lines.append(op(pending))
+            lines.append(f"{stage.name} (actor pool, {stage.num_cpus:g} CPU / {stage.num_gpus:g} GPU per actor)")
+            pending = []
+        else:
+            pending.append(stage.name)
+    lines.append(op(pending + ["write kept/rejected Parquet"]))
     return lines

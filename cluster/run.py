@@ -20,34 +20,154 @@ from ingest.readers import InputFile
 from ingest.writer import OutputDir, merge_accounts
 
 
-class Progress:
-    """One status line on stderr, rewritten in place on a terminal, every few seconds otherwise."""
+class ProgressBoard:
+    """What the workers post as batches pass (the reader: how far into each file; the sink: the
+    batch's counts and stage seconds), fire and forget, for the progress line only; the account
+    itself travels in the stats rows. Runs as a zero-CPU Ray actor."""
 
-    def __init__(self, total_files: int, stream=sys.stderr, every: float | None = None, label: str = ""):
+    def __init__(self):
+        self.read_bytes: dict[int, int] = {}
+        self.documents = self.kept = self.unreadable = 0
+        self.stage_seconds: dict[str, float] = defaultdict(float)
+
+    def read(self, index: int, bytes_read: int | None) -> None:
+        if bytes_read is not None:
+            self.read_bytes[index] = max(self.read_bytes.get(index, 0), bytes_read)
+
+    def wrote(self, documents: int, kept: int, unreadable: int, stage_seconds: dict) -> None:
+        self.documents += documents
+        self.kept += kept
+        self.unreadable += unreadable
+        for name, seconds in stage_seconds.items():
+            self.stage_seconds[name] += seconds
+
+    def snapshot(self) -> dict:
+        return {"bytes_read": sum(self.read_bytes.values()), "documents": self.documents, "kept": self.kept,
+                "unreadable": self.unreadable, "stage_seconds": dict(self.stage_seconds)}
+
+
+HEARTBEAT_S = 30.0
+
+
+class Progress:
+    """The progress line on stderr: rewritten in place on a terminal (every 0.5 s), one line every
+    5 s in a log file. Documents, kept, MB read of the total and MB/s, the slowest stages' rates
+    (documents per second of that stage's time) and an ETA from the bytes read; the final line once."""
+
+    def __init__(self, total_files: int, total_bytes: int = 0, stream=sys.stderr, every: float | None = None,
+                 label: str = "", already_bytes: int = 0):
+        import threading
+
         self.total_files = total_files
+        self.total_bytes = total_bytes
+        self.already_bytes = already_bytes  # inputs finished by an earlier run
         self.label = label
         self.stream = stream
         self.tty = stream.isatty()
+        if every is None and os.environ.get("CRAWLSIFT_PROGRESS_EVERY"):
+            every = float(os.environ["CRAWLSIFT_PROGRESS_EVERY"])
         self.every = every if every is not None else (0.5 if self.tty else 5.0)
         self.start = time.monotonic()
         self.last = 0.0
+        self.last_line = ""
+        self.files_done = 0
+        self.board: dict = {}
+        self.lock = threading.Lock()
 
-    def update(self, files_done: int, documents: int, kept: int, unreadable: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < self.every:
-            return
-        self.last = now
-        elapsed = max(now - self.start, 1e-9)
-        line = (
-            f"[{elapsed:7.1f}s] {self.label}files {files_done}/{self.total_files} | documents {documents:,} "
-            f"({documents / elapsed:,.0f}/s) | kept {kept:,} | unreadable {unreadable:,}"
-        )
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
-        self.stream.flush()
+    def update(self, files_done: int | None = None, documents: int | None = None, kept: int | None = None,
+               unreadable: int | None = None, force: bool = False, board: dict | None = None) -> None:
+        with self.lock:
+            if files_done is not None:
+                self.files_done = files_done
+            if board is not None:
+                self.board = board
+            elif documents is not None:  # no board: the driver's own counts
+                self.board = {**self.board, "documents": documents, "kept": kept, "unreadable": unreadable}
+            now = time.monotonic()
+            if not force and now - self.last < self.every:
+                return
+            line = self.line(now - self.start)
+            news = line.split("] ", 1)[-1]
+            if news == self.last_line.split("] ", 1)[-1] and (force or now - self.last < HEARTBEAT_S):
+                return  # nothing moved: a line again only as a heartbeat
+            self.last, self.last_line = now, line
+            self.stream.write(("\r\x1b[K" + line) if self.tty else line + "\n")
+            self.stream.flush()
+
+    def line(self, elapsed: float) -> str:
+        elapsed = max(elapsed, 1e-9)
+        b = self.board
+        documents = b.get("documents", 0)
+        parts = [f"[{elapsed:7.1f}s] {self.label}files {self.files_done}/{self.total_files}",
+                 f"documents {documents:,} ({documents / elapsed:,.0f}/s)",
+                 f"kept {b.get('kept', 0):,}", f"unreadable {b.get('unreadable', 0):,}"]
+        read = b.get("bytes_read")
+        if read and self.total_bytes:
+            parts.append(f"read {(read + self.already_bytes) / 1e6:,.1f}/{self.total_bytes / 1e6:,.1f} MB "
+                         f"({read / 1e6 / elapsed:,.1f} MB/s)")
+            left = self.total_bytes - self.already_bytes - read
+            if left > 0:
+                parts.append(f"ETA {_clock(elapsed * left / read)}")
+        seconds = {k: v for k, v in b.get("stage_seconds", {}).items() if v > 0}
+        if seconds and documents:
+            slowest = sorted(seconds.items(), key=lambda kv: -kv[1])[:2]
+            parts.append("slowest " + ", ".join(f"{name} {documents / sec:,.0f}/s" for name, sec in slowest))
+        return " | ".join(parts)
 
     def close(self) -> None:
-        if self.tty:
+        if self.tty and self.last_line:
             self.stream.write("\n")
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class _BoardWatcher:
+    """Polls the board actor into the progress line while the driver waits on the dataset."""
+
+    def __init__(self, meter: Progress | None, board):
+        import threading
+
+        self.meter, self.board = meter, board
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True) if meter and board is not None else None
+
+    def _run(self):
+        import ray
+
+        while not self.stop.wait(min(self.meter.every, 1.0)):
+            try:
+                self.meter.update(board=ray.get(self.board.snapshot.remote(), timeout=10))
+            except Exception:  # noqa: BLE001 - the line is a nicety; the run goes on without it
+                pass
+
+    def __enter__(self):
+        if self.thread:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.thread:
+            self.thread.join()
+        if self.meter and self.board is not None:
+            import ray
+
+            try:
+                self.meter.update(board=ray.get(self.board.snapshot.remote(), timeout=10))
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _new_board(show: bool):
+    if not show:
+        return None
+    import ray
+
+    return ray.remote(num_cpus=0)(ProgressBoard).remote()
 
 
 def _print_line(line: str) -> None:
@@ -83,6 +203,19 @@ def init_ray(address: str | None) -> None:
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
+
+
+def _start_ray(address: str | None, say: bool) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    start = time.monotonic()
+    if say:
+        _print_line(f"starting Ray ({'joining ' + address if address else 'local'}) ...")
+    init_ray(address)
+    if say:
+        _print_line(f"Ray ready in {time.monotonic() - start:.1f}s")
 
 
 def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bool = False) -> dict:
@@ -121,7 +254,7 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bo
             out.remove_parts_of(f.key, ("kept", "rejected", "_state/errors") if final else (parts_dir,))
             _remove(out, f"{done_dir}/{f.key}.json")
         if pending:
-            init_ray(config.ray_address)
+            _start_ray(config.ray_address, progress)
             label = "" if len(segments) == 1 else f"segment {i + 1}/{len(segments)} "
             plan_stages = stages + ([GlobalMap(global_stage)] if global_stage else [])
             if final and live_training(config, pending, files):
@@ -233,8 +366,15 @@ class FileAccount:
         return self.done, self.documents, self.kept, self.unreadable
 
 
+def _meter(config: PipelineConfig, pending: list[InputFile], label: str) -> Progress:
+    todo = {f.index for f in pending}
+    return Progress(len(config.files), sum(f.size for f in config.files), label=label,
+                    already_bytes=sum(f.size for f in config.files if f.index not in todo))
+
+
 def _process(config: PipelineConfig, pending: list[InputFile], out: OutputDir, show: bool, already_done: int,
              stages: list[Stage], *, done_dir: str, parts_dir: str | None, source, label: str) -> float:
+    board = _new_board(show)
     ds = build_dataset(
         pending,
         config.input,
@@ -244,16 +384,19 @@ def _process(config: PipelineConfig, pending: list[InputFile], out: OutputDir, s
         parallelism=config.parallelism,
         source=source,
         intermediate_dir=parts_dir,
+        board=board,
     )
     account = FileAccount(config.output, pending, done_dir, already_done)
-    meter = Progress(len(config.files), label=label) if show else None
+    meter = _meter(config, pending, label) if show else None
     start = time.monotonic()
-    for stats in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        account.add(stats)
-        if meter:
-            meter.update(*account.progress())
+    with _BoardWatcher(meter, board):
+        for stats in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            account.add(stats)
+            if meter:
+                meter.update(*account.progress()) if board is None else meter.update(account.done)
     if meter:
-        meter.update(*account.progress(), force=True)
+        done, documents, kept, unreadable = account.progress()
+        meter.update(done, force=True, board={**meter.board, "documents": documents, "kept": kept, "unreadable": unreadable})
         meter.close()
     _check_finished(out, pending, done_dir)
     return time.monotonic() - start
@@ -279,7 +422,7 @@ def _process_live(config: PipelineConfig, pending: list[InputFile], out: OutputD
     keeper = ray.remote(num_cpus=0)(FileAccount).remote(config.output, pending, "_state/done", already_done)
     ds = build_dataset(pending, config.input, stages, config.output, batch_size=config.batch_size,
                        parallelism=config.parallelism, source=source, keeper=keeper)
-    meter = Progress(len(config.files), label=label + "filter -> train ") if show else None
+    meter = _meter(config, pending, label + "filter -> train ") if show else None
     stop = threading.Event()
 
     def report():

@@ -408,6 +408,17 @@ class BatchBuilder:
         self.seq = 0
         self.seen_ids: set[str] = set()
         self._rows: dict[str, list] = {f.name: [] for f in BATCH_SCHEMA}
+        self.source = None  # the open input stream, when its position says how far the file is read
+        self.rows_fraction = None  # or, for Parquet, the share of the file's rows read
+
+    def bytes_read(self) -> int | None:
+        """How far into the (compressed) file reading has got, for progress and ETAs."""
+        if self.rows_fraction is not None:
+            return int(self.rows_fraction * self.file.size)
+        try:
+            return int(self.source.tell()) if self.source is not None else None
+        except Exception:  # noqa: BLE001 - a closed or unseekable stream: no estimate
+            return None
 
     def _add(self, position, source_id, text, url, date, rejected_by, detail) -> None:
         source = f"{self.file.path}:{position}"
@@ -462,8 +473,9 @@ class BatchBuilder:
         return table
 
 
-def read_file(file: InputFile, spec: InputSpec, batch_size: int) -> Iterator[pa.Table]:
-    """Yield the batches of one input file. Never raises for bad input (see module doc)."""
+def read_file(file: InputFile, spec: InputSpec, batch_size: int, on_progress=None) -> Iterator[pa.Table]:
+    """Yield the batches of one input file. Never raises for bad input (see module doc).
+    ``on_progress(file index, compressed bytes read or None)`` is called before each batch."""
     builder = BatchBuilder(file, batch_size)
     try:
         fs, path = filesystem_for(file.path)
@@ -476,25 +488,33 @@ def read_file(file: InputFile, spec: InputSpec, batch_size: int) -> Iterator[pa.
             builder.unreadable(0, "unsupported_format", f"no reader takes {file.path.rsplit('/', 1)[-1]!r}")
         else:
             reader = {"jsonl": _read_jsonl, "parquet": _read_parquet, "warc": _read_warc, "wet": _read_warc, "tsv": _read_tsv}[fmt]
-            yield from reader(fs, path, spec, builder)
+            for table in reader(fs, path, spec, builder):
+                if on_progress is not None:
+                    on_progress(file.index, builder.bytes_read())
+                yield table
     except Exception as exc:  # noqa: BLE001 - whatever a broken file throws, it is one located record
         builder.unreadable(builder.seq, "read_error", f"{type(exc).__name__}: {exc}")
     table = builder.flush(last=True)
+    if on_progress is not None:
+        on_progress(file.index, file.size)
     if table is not None:
         yield table
 
 
 class ReadFiles:
     """Ray Data ``map_batches`` UDF over a batch of input-file descriptors (``file_items``):
-    yields each file's document batches, in file order."""
+    yields each file's document batches, in file order. ``board``: a progress actor told how far
+    each file is read (fire and forget; the account does not depend on it)."""
 
-    def __init__(self, spec: InputSpec, batch_size: int):
+    def __init__(self, spec: InputSpec, batch_size: int, board=None):
         self.spec = spec
         self.batch_size = batch_size
+        self.board = board
 
     def __call__(self, files: pa.Table):
+        post = (lambda index, done: self.board.read.remote(index, done)) if self.board is not None else None
         for row in files.to_pylist():
-            yield from read_file(InputFile(row["index"], row["path"], row["size"]), self.spec, self.batch_size)
+            yield from read_file(InputFile(row["index"], row["path"], row["size"]), self.spec, self.batch_size, post)
 
 
 def file_items(files: list[InputFile]) -> list[dict]:
@@ -587,12 +607,15 @@ _STEP = {"gzip": 64 << 10, "zstd": 16 << 10, "bz2": 8 << 10}
 _PIECE = 1 << 10
 
 
-def _decompressed_chunks(fs: pafs.FileSystem, path: str, chunk_bytes: int = 1 << 20) -> Iterator[bytes | StreamDamage]:
+def _decompressed_chunks(fs: pafs.FileSystem, path: str, chunk_bytes: int = 1 << 20,
+                         builder: BatchBuilder | None = None) -> Iterator[bytes | StreamDamage]:
     """The file's decompressed bytes, chunk by chunk, with a ``StreamDamage`` in-band wherever the
     compressed stream is damaged or cut short. Everything decodable before damage is yielded; after
     it, decoding resumes at the next gzip member / zstd frame / bz2 stream if there is one.
     Multi-member gzip, multi-frame zstd and multi-stream bz2 are read to the end."""
     with fs.open_input_stream(path, compression=None) as raw:
+        if builder is not None:
+            builder.source = raw
         first = raw.read(chunk_bytes)
         codec = _codec(path, first)
         if codec is None:
@@ -760,7 +783,7 @@ def _iter_lines(chunks: Iterator[bytes | StreamDamage]) -> Iterator[tuple[int, b
 def _read_jsonl(fs, path, spec: InputSpec, builder: BatchBuilder) -> Iterator[pa.Table]:
     text_names, id_names = spec.candidates("text"), spec.candidates("id")
     url_names, date_names = spec.candidates("url"), spec.candidates("date")
-    for lineno, line in _iter_lines(_decompressed_chunks(fs, path)):
+    for lineno, line in _iter_lines(_decompressed_chunks(fs, path, builder=builder)):
         if isinstance(line, StreamDamage):
             builder.unreadable(lineno, line.reason, line.describe(lineno - 1))
         elif line and not line.isspace():
@@ -818,7 +841,7 @@ def _read_tsv(fs, path, spec: InputSpec, builder: BatchBuilder) -> Iterator[pa.T
     if names["text"] is None:
         builder.unreadable(0, "no_text", f"no text column ({'/'.join(spec.candidates('text'))}) in tsv_columns {list(columns)}")
         return
-    for lineno, line in _iter_lines(_decompressed_chunks(fs, path)):
+    for lineno, line in _iter_lines(_decompressed_chunks(fs, path, builder=builder)):
         if isinstance(line, StreamDamage):
             builder.unreadable(lineno, line.reason, line.describe(lineno - 1))
             continue
@@ -872,7 +895,9 @@ def _read_parquet(fs, path, spec: InputSpec, builder: BatchBuilder) -> Iterator[
             return
         columns = sorted({f.split(".")[0] for f in fields.values() if f})
         row = 0
+        total_rows = max(1, pf.metadata.num_rows)
         for batch in pf.iter_batches(batch_size=builder.batch_size, columns=columns):
+            builder.rows_fraction = min(1.0, (row + batch.num_rows) / total_rows)
             records = batch.to_pylist()
             for record in records:
                 text = _get(record, (fields["text"],))
@@ -912,6 +937,7 @@ def _read_warc(fs, path, spec: InputSpec, builder: BatchBuilder) -> Iterator[pa.
     from fastwarc.warc import ArchiveIterator
 
     with fs.open_input_file(path) as f:
+        builder.source = f
         gzipped = f.read(2) == b"\x1f\x8b"
         resync, unit = (_next_gzip_member, "gzip member") if gzipped else (_next_warc_header, "WARC header")
         start = 0

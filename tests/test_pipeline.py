@@ -205,3 +205,31 @@ def test_sample_corpus_ground_truth(ray_local, tmp_path):
     for lab in labels:
         if lab["label"] == "corrupt":
             assert errors[(lab["file"], str(lab["position"]))] == expected[lab["corruption"]]
+
+
+def test_progress_moves_inside_a_file_and_ends_once(crawl_dir, tmp_path):
+    """In a log file (stderr not a terminal): a first line before Ray starts, lines that move while
+    the one input is still being read (documents and MB read), and the final line printed once."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    shard = crawl_dir / "jsonl" / "dolma_CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
+    env = {**os.environ, "CRAWLSIFT_PROGRESS_EVERY": "0.2"}
+    started = time.time()
+    proc = subprocess.Popen([sys.executable, "-m", "cluster.cli", "run", "--input", str(shard), "--output", str(tmp_path / "o"),
+                             "--stages", "gopher_repetition,gopher_quality,c4", "--batch-size", "20"],
+                            cwd=Path(__file__).resolve().parents[1], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    first = proc.stderr.readline()
+    first_after = time.time() - started
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, rest[-3000:]
+    assert first.startswith("crawlsift: 1 input file(s), 1.2 MB") and first_after < 15, (first, first_after)
+    lines = [line for line in rest.splitlines() if line.startswith("[")]
+    inside = [line for line in lines if "files 0/1" in line and "documents 0 " not in line]
+    assert inside, rest[-3000:]  # documents counted before the file ended
+    assert any("read " in line and " MB" in line for line in lines), rest[-3000:]
+    assert "starting Ray" in rest and "Ray ready in" in rest
+    assert all(a != b for a, b in zip(lines, lines[1:]))
+    assert "files 1/1" in lines[-1] and sum("files 1/1" in line for line in lines) == 1
