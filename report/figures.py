@@ -59,8 +59,7 @@ def to_svg(fig, name: str) -> str:
     _counter[0] += 1
     prefix = "f" + re.sub(r"[^A-Za-z0-9_-]", "-", name) + f"-{_counter[0]}"
     svg = unique_ids(svg, prefix)
-    # Responsive: the width attribute goes, the viewBox keeps the aspect ratio; CSS sets the size.
-    svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1', svg, count=1)
+    # The natural size stays (so text is the same size in every figure); CSS only caps the width.
     return svg.replace("<svg", f'<svg class="fig" data-figure="{name}" role="img"', 1)
 
 
@@ -91,25 +90,27 @@ def funnel(rows: list[dict], totals: dict) -> str:
 def metric(column: str, m: dict, title: str | None = None) -> str:
     plt = _plt()
     edges = np.asarray(m["edges"])
-    fig, ax = plt.subplots(figsize=(5.0, 2.6))
+    fig, ax = plt.subplots(figsize=(4.2, 2.5))
     for group, color, fill in (("kept", KEPT, True), ("rejected here", HERE, True), ("rejected later", LATER, False)):
         counts = np.asarray(m["counts"][group])
         if counts.sum() == 0:
             continue
-        label = {"kept": "kept", "rejected here": f"rejected by {m['stage']}", "rejected later": "rejected by a later stage"}[group]
+        label = {"kept": "kept", "rejected here": f"rejected by\n{m['stage']}", "rejected later": "rejected\nlater"}[group]
         ax.stairs(counts, edges, color=color, fill=fill, alpha=0.35 if fill else 1.0, label=f"{label} ({counts.sum():,})")
         if fill:
             ax.stairs(counts, edges, color=color, linewidth=1.2)
     for t in m["thresholds"]:
+        if not edges[0] <= t["value"] <= edges[-1]:
+            continue  # beyond the data (e.g. max_chars 1e6): named in the caption, not drawn
         ax.axvline(t["value"], color="black", linestyle="--", linewidth=1)
         ax.annotate(f"{t['param']} = {t['value']:g}", (t["value"], 1), xycoords=("data", "axes fraction"),
-                    xytext=(3, -2), textcoords="offset points", va="top", fontsize=8)
+                    xytext=(3, -2), textcoords="offset points", va="top", fontsize=8, annotation_clip=True)
     if m["scale"] == "log":
         ax.set_xscale("symlog", linthresh=1)
     ax.set_xlim(edges[0], edges[-1])
     ax.set_title(title or column, loc="left")
     ax.set_ylabel("documents")
-    ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.9))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5)
     return to_svg(fig, f"metric-{column}")
 
 
@@ -172,7 +173,7 @@ def histogram(edges: list, counts: list, title: str, name: str, xlabel: str, log
 def compare_metric(column: str, a: dict | None, b: dict | None, names: tuple[str, str]) -> str:
     """Kept and rejected of two runs on the same axes (each run's own bins)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.0, 2.6))
+    fig, ax = plt.subplots(figsize=(4.2, 2.5))
     lo, hi, log = [], [], False
     for m, color, name, style in ((a, RUN_A, names[0], "-"), (b, RUN_B, names[1], "--")):
         if m is None:
@@ -186,7 +187,7 @@ def compare_metric(column: str, a: dict | None, b: dict | None, names: tuple[str
         ax.stairs(kept, edges, color=color, linestyle=style, linewidth=1.4, label=f"{name}: kept ({kept.sum():,})")
         if rej.sum():
             ax.stairs(rej, edges, color=color, linestyle=style, fill=True, alpha=0.18,
-                      label=f"{name}: rejected by {m['stage']} ({rej.sum():,})")
+                      label=f"{name}: rejected by\n{m['stage']} ({rej.sum():,})")
         for t in m["thresholds"]:
             ax.axvline(t["value"], color=color, linestyle=style, linewidth=1)
     if log:
@@ -195,7 +196,7 @@ def compare_metric(column: str, a: dict | None, b: dict | None, names: tuple[str
         ax.set_xlim(min(lo), max(hi))
     ax.set_title(column, loc="left")
     ax.set_ylabel("documents")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5)
     return to_svg(fig, f"compare-{column}")
 
 

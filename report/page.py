@@ -33,14 +33,13 @@ tr.stage td{background:#f6f9fc;font-weight:600;border-top:2px solid #d5dde6}
 tr.rule td:nth-child(2){padding-left:22px}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(470px,1fr));gap:10px 18px}
 figure{margin:6px 0}figcaption{font-size:12px;color:#555;margin-top:2px}
-svg.fig{width:100%;height:auto;display:block}
-.wide svg.fig{max-width:760px}
+svg.fig{max-width:100%;height:auto;display:block}
 .numbers{font-size:14px;margin:4px 0 8px}.numbers b{font-variant-numeric:tabular-nums}
 details{margin:4px 0}summary{cursor:pointer;font-weight:600;font-size:14px}
 .doc{border:1px solid #e3e3e3;border-left:4px solid #c0392b;border-radius:4px;margin:8px 0;padding:6px 10px;background:#fff}
 .doc.kept{border-left-color:#2b7bba}
 .meta{font-size:12px;color:#555;word-break:break-all}.meta code{background:#f3f3f3;padding:0 3px}
-pre.text{white-space:pre-wrap;word-break:break-word;font-size:12.5px;max-height:260px;overflow:auto;margin:6px 0 2px;
+pre.text{white-space:pre-wrap;word-break:break-word;font-size:12.5px;max-height:180px;overflow:auto;margin:6px 0 2px;
  background:#fcfcfc;padding:6px;font-family:ui-monospace,Menlo,Consolas,monospace}
 mark{background:#ffe08a;padding:0 1px}
 .note{font-size:12px;color:#666}
@@ -204,7 +203,8 @@ def _unreadable(d: dict) -> str:
 def _distributions(d: dict) -> str:
     figs = []
     for c, m in d["metrics"].items():
-        th = ", ".join(f"{x['param']} {x['value']:g}" for x in m["thresholds"]) or "no threshold"
+        th = ", ".join(f"{x['param']} {x['value']:g}" + ("" if m["edges"][0] <= x["value"] <= m["edges"][-1] else " (beyond the data)")
+                       for x in m["thresholds"]) or "no threshold"
         mean = m["mean"]
         cap = (f"{e(c)} (stage {e(m['stage'])}; {e(th)}). Mean kept {num(mean['kept'])}, "
                f"rejected by this stage {num(mean['rejected here'])}.")
@@ -317,7 +317,9 @@ def _samples(d: dict) -> str:
              f"{d['collection']['samples_per_reason']} rejected documents (chosen by a seeded hash of the id), with the "
              "metric values of the rejecting stage; the part that triggered the rule is highlighted where it can be located. "
              "Text is shown as text: markup in a document never runs here.</p>"]
-    stage = None
+    stage = stage_seen = None
+    shown_in_stage, open_more = 0, False
+    order = [r for r in order if r in samples]
     for reason in order:
         s = samples.get(reason)
         if s is None:
@@ -327,10 +329,25 @@ def _samples(d: dict) -> str:
             parts.append(f"<h3>{e(st)}</h3>")
             stage = st
         docs = "".join(_doc(x) for x in s["docs"]) or "<p class='note'>No sample read (text budget spent).</p>"
-        parts.append(f"<details{' open' if reason in top else ''}><summary><code>{e(reason)}</code> — {num(s['total'])} documents, "
+        shown_in_stage = shown_in_stage + 1 if st == stage_seen else 1
+        if st != stage_seen:
+            stage_seen = st
+        if shown_in_stage == 7:
+            rest = [r for r in order if r.split(".", 1)[0] == st and r in samples][6:]
+            parts.append(f"<details><summary>{len(rest)} more reasons of {e(st)}</summary><div style='margin-left:18px'>")
+            open_more = True
+        parts.append(f"<details{' open' if reason in top else ''}><summary><code>{e(reason)}</code> — {_docs(s['total'])}, "
                      f"{len(s['docs'])} shown</summary>{docs}</details>")
+        nxt = order[order.index(reason) + 1] if order.index(reason) + 1 < len(order) else None
+        if open_more and (nxt is None or nxt.split(".", 1)[0] != st):
+            parts.append("</div></details>")
+            open_more = False
     parts.append("</section>")
     return "".join(parts)
+
+
+def _docs(n: int) -> str:
+    return f"{num(n)} document" + ("" if n == 1 else "s")
 
 
 def _kept(d: dict) -> str:
