@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.train import main as train_main
 
         return train_main(argv[1:])
+    if argv[:1] == ["cli"]:  # python -m bench cli: the whole CLI against its stages alone
+        from bench.cli import main as cli_main
+
+        return cli_main(argv[1:])
     from cluster.registry import STAGES
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])

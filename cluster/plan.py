@@ -98,21 +98,26 @@ class ModelUnavailable(RuntimeError):
     not where the stage runs, a corrupt file, ...). The message's first line is what the user sees."""
 
 
+def load_on_node(stage: Stage) -> None:
+    """``stage.setup()`` where the stage runs; a failure is one line naming stage, path and node."""
+    try:
+        stage.setup()
+    except Exception as exc:  # noqa: BLE001 - whatever the loader raises, one line naming node and path
+        import socket
+
+        path = getattr(stage, "model_path", "") or "(bundled)"
+        raise ModelUnavailable(f"{MODEL_UNAVAILABLE}stage {stage.name}: cannot load its model {path} on node "
+                               f"{socket.gethostname()}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+                               ) from None
+
+
 class StageActor:
     """Actor-pool UDF: the stage's model is loaded once, in ``__init__``, per worker, and checked
     there: on a cluster the model must reach every node, not only the driver's."""
 
     def __init__(self, stage: Stage):
         self.stage = stage
-        try:
-            self.stage.setup()
-        except Exception as exc:  # noqa: BLE001 - whatever the loader raises, one line naming node and path
-            import socket
-
-            path = getattr(stage, "model_path", "") or "(bundled)"
-            raise ModelUnavailable(f"{MODEL_UNAVAILABLE}stage {stage.name}: cannot load its model {path} on node "
-                                   f"{socket.gethostname()}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-                                   ) from None
+        load_on_node(stage)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         return run_stage(self.stage, table)
@@ -189,6 +194,8 @@ class _Chain:
         self.sink = sink
 
     def __call__(self, files: pa.Table):
+        for stage in self.stages:  # models of stateless stages (langid's) load here, checked like an actor's
+            load_on_node(stage)
         for table in self.produce(files):
             for stage in self.stages:
                 table = run_stage(stage, table)
@@ -204,6 +211,7 @@ class _Apply:
 
     def __call__(self, table: pa.Table) -> pa.Table:
         for stage in self.stages:
+            load_on_node(stage)
             table = run_stage(stage, table)
         return self.sink(table) if self.sink is not None else table
 

@@ -185,6 +185,8 @@ def init_ray(address: str | None) -> None:
     # seconds that the State API is unavailable, which is expected and says nothing about the job.
     kwargs = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=True, configure_logging=True,
                   logging_config=ray.LoggingConfig(log_level="ERROR"))
+    if not address and os.environ.get("CRAWLSIFT_NUM_CPUS"):
+        kwargs["num_cpus"] = int(os.environ["CRAWLSIFT_NUM_CPUS"])  # a local Ray of this many CPUs
     if address:
         # On an existing cluster the workers need this project's code: ship its packages.
         import cluster

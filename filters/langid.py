@@ -18,6 +18,7 @@ bare loop of those calls.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import io
 import math
@@ -59,6 +60,11 @@ def load_fasttext(path: str):
 
     with contextlib.redirect_stderr(io.StringIO()):
         return fasttext.load_model(path)
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_model(path: str):
+    return load_fasttext(path)
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,10 @@ class LanguageID(Stage):
     """
 
     name: ClassVar[str] = "langid"
-    stateful: ClassVar[bool] = True
+    # The model (lid.176.ftz, under 1 MB) loads in milliseconds and is shared by every instance in a
+    # worker process, so langid runs in the reading task like any stateless stage (no actor pool,
+    # no batch crossing processes).
+    stateful: ClassVar[bool] = False
     num_cpus: ClassVar[float] = 1
 
     languages: tuple[str, ...] | None = ("en",)
@@ -147,9 +156,9 @@ class LanguageID(Stage):
     # --- model lifecycle --------------------------------------------------------------------------
 
     def setup(self) -> None:
-        """Load the model; a no-op once loaded (idempotent, once per worker)."""
+        """Load the model; a no-op once loaded (once per worker process: instances share it)."""
         if self._model is None:
-            object.__setattr__(self, "_model", load_fasttext(self.model_path or bundled_model_path()))
+            object.__setattr__(self, "_model", _shared_model(self.model_path or bundled_model_path()))
 
     @property
     def model(self):

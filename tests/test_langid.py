@@ -234,6 +234,7 @@ def test_picklable_and_loads_once(monkeypatch):
         return real(path)
 
     monkeypatch.setattr(langid_module, "load_fasttext", counting)
+    langid_module._shared_model.cache_clear()
     s = LanguageID(languages=["en", "de"], min_score_by_lang={"de": 0.8})
     assert pickle.loads(pickle.dumps(s)) == s and not loads  # pickling loads nothing
     s.setup()
@@ -244,8 +245,11 @@ def test_picklable_and_loads_once(monkeypatch):
     shipped = pickle.loads(pickle.dumps(s))  # a loaded stage still pickles, without the model
     assert shipped == s and shipped._model is None and len(pickle.dumps(s)) < 2000
     assert reasons(shipped(batch([GERMAN]))) == [None]  # lazy load on first call, no setup()
-    assert len(loads) == 2
-    assert LanguageID.stateful and LanguageID.num_cpus == 1 and LanguageID.name == "langid"
+    assert len(loads) == 1  # every instance in a worker process shares the one model
+    assert shipped.model is s.model
+    # A stateless stage: it runs in the reading task (no actor pool, so no Ray actor warning).
+    assert not LanguageID.stateful and LanguageID.num_cpus == 1 and LanguageID.name == "langid"
+    langid_module._shared_model.cache_clear()
 
 
 # --- through the Ray pipeline -------------------------------------------------------------------

@@ -209,7 +209,8 @@ def test_sample_corpus_ground_truth(ray_local, tmp_path):
 
 def test_progress_moves_inside_a_file_and_ends_once(crawl_dir, tmp_path):
     """In a log file (stderr not a terminal): a first line before Ray starts, lines that move while
-    the one input is still being read (documents and MB read), and the final line printed once."""
+    the one input is still being read (documents and MB read), the final line printed once, and no
+    Ray error-level line from langid."""
     import os
     import subprocess
     import sys
@@ -219,7 +220,7 @@ def test_progress_moves_inside_a_file_and_ends_once(crawl_dir, tmp_path):
     env = {**os.environ, "CRAWLSIFT_PROGRESS_EVERY": "0.2"}
     started = time.time()
     proc = subprocess.Popen([sys.executable, "-m", "cluster.cli", "run", "--input", str(shard), "--output", str(tmp_path / "o"),
-                             "--stages", "gopher_repetition,gopher_quality,c4", "--batch-size", "20"],
+                             "--stages", "langid,gopher_repetition,gopher_quality,c4", "--batch-size", "20"],
                             cwd=Path(__file__).resolve().parents[1], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     first = proc.stderr.readline()
     first_after = time.time() - started
@@ -232,4 +233,5 @@ def test_progress_moves_inside_a_file_and_ends_once(crawl_dir, tmp_path):
     assert any("read " in line and " MB" in line for line in lines), rest[-3000:]
     assert "starting Ray" in rest and "Ray ready in" in rest
     assert all(a != b for a, b in zip(lines, lines[1:]))
+    assert "core_worker" not in rest and " E " not in rest  # no Ray error-level line (langid has no actor pool)
     assert "files 1/1" in lines[-1] and sum("files 1/1" in line for line in lines) == 1
