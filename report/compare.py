@@ -41,7 +41,7 @@ def compare_data(a: dict, b: dict, names: tuple[str, str]) -> dict:
     config = [{"param": k, "a": fa.get(k), "b": fb.get(k)} for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
     totals = {k: {"a": a["totals"][k], "b": b["totals"][k]} for k in ("input_documents", "kept", "rejected", "unreadable")}
     return {"names": list(names), "totals": totals, "rules": rules, "stages": stages, "config_differences": config,
-            "metrics": sorted(set(a["metrics"]) | set(b["metrics"]))}
+            "metrics": list(a["metrics"]) + [m for m in b["metrics"] if m not in a["metrics"]]}
 
 
 def render(a: dict, b: dict, names: tuple[str, str]) -> tuple[str, dict]:
@@ -61,16 +61,22 @@ def render(a: dict, b: dict, names: tuple[str, str]) -> tuple[str, dict]:
     parts.append("<section id='config-diff'><h2>Config differences</h2>"
                  + (table(["parameter", "A", "B"], [[x["param"], x["a"], x["b"]] for x in c["config_differences"]])
                     if c["config_differences"] else "<p>The stage settings are the same.</p>") + "</section>")
-    rule_rows = "".join(
+    def rule_rows(rules):
+        return "".join(
         f"<tr data-reason='{e(r['reason'])}' data-a='{r['a']}' data-b='{r['b']}' data-delta='{r['delta']}'>"
         f"<td><code>{e(r['reason'])}</code></td><td class=num>{num(r['a'])}</td><td class=num>{pct(r['share_a'])}</td>"
         f"<td class=num>{num(r['b'])}</td><td class=num>{pct(r['share_b'])}</td><td class=num>{r['delta']:+,}</td></tr>"
-        for r in c["rules"])
+        for r in rules)
+    head = ("<thead><tr><th>rule</th><th class=num>A</th><th class=num>% of A's input</th><th class=num>B</th>"
+            "<th class=num>% of B's input</th><th class=num>B − A</th></tr></thead>")
+    changed = [r for r in c["rules"] if r["delta"]]
+    same = [r for r in c["rules"] if not r["delta"]]
     parts.append("<section id='rules'><h2>Per rule</h2><p class='note'>Largest change first. Orange bars: B removes more; "
                  "blue: A removes more.</p>" + _figure(figures.compare_rules(c["rules"], ("A", "B")), wide=True)
-                 + "<table class='compare'><thead><tr><th>rule</th><th class=num>A</th><th class=num>% of A's input</th>"
-                 "<th class=num>B</th><th class=num>% of B's input</th><th class=num>B − A</th></tr></thead>"
-                 f"<tbody>{rule_rows}</tbody></table></section>")
+                 + f"<table class='compare'>{head}<tbody>{rule_rows(changed)}</tbody></table>"
+                 + (f"<details><summary>{len(same)} rules removed the same number in both runs</summary>"
+                    f"<table class='compare'>{head}<tbody>{rule_rows(same)}</tbody></table></details>" if same else "")
+                 + "</section>")
     parts.append("<section id='stages'><h2>Per stage</h2>" + table(
         ["stage", "A rejected", "B rejected", "B − A"],
         [[s["stage"], num(s["a"]), num(s["b"]), f"{s['delta']:+,}"] for s in c["stages"]], {1, 2, 3}) + "</section>")

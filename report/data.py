@@ -474,6 +474,7 @@ def _assemble(summary, stages, params, metrics, bool_true, langs, domains_in, do
                          "n": m["n"], "mean": {g: (m["sum"][g] / m["n"][g] if m["n"][g] else None) for g in GROUPS}}
     lang_all = langs["kept"] + langs["rejected"]
     lang_counts = [v for k, v in lang_all.items() if k != "(none)"]
+    no_url = {"input": domains_in.pop("(no url)", 0), "kept": domains_kept.pop("(no url)", 0)}  # not a domain
     dom_total = sum(domains_in.values()) or 1
     kept_total = sum(domains_kept.values()) or 1
     p = np.array(list(domains_kept.values()), dtype=float) / kept_total if domains_kept else np.array([1.0])
@@ -523,6 +524,7 @@ def _assemble(summary, stages, params, metrics, bool_true, langs, domains_in, do
                 "languages_distinct": len(lang_all),
                 "language_imbalance_ratio": (max(lang_counts) / min(lang_counts)) if lang_counts else None,
                 "domains_input": _counter_top(domains_in, 20), "domains_kept": _counter_top(domains_kept, 20),
+                "documents_without_url_input": no_url["input"], "documents_without_url_kept": no_url["kept"],
                 "domains_distinct_input": len(domains_in), "domains_distinct_kept": len(domains_kept),
                 "top_domain_share_kept": (domains_kept.most_common(1)[0][1] / kept_total) if domains_kept else None,
                 "top10_domain_share_kept": (sum(n for _, n in domains_kept.most_common(10)) / kept_total) if domains_kept else None,

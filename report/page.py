@@ -231,7 +231,8 @@ def _dimensions(d: dict) -> str:
                  f"{num(dist['domains_distinct_kept'])} domains kept of {num(dist['domains_distinct_input'])}; "
                  f"top domain share of kept <b>{pct(dist['top_domain_share_kept'])}</b>, top 10 "
                  f"<b>{pct(dist['top10_domain_share_kept'])}</b>; effective number of domains (exp entropy) "
-                 f"<b>{num(dist['domain_effective_number_kept'])}</b>.</p>")
+                 f"<b>{num(dist['domain_effective_number_kept'])}</b>; documents without a URL (not counted as a domain): "
+                 f"{num(dist['documents_without_url_kept'])} kept of {num(dist['documents_without_url_input'])}.</p>")
     figs = [figures.bars(dist["languages_kept"], "Languages (top 15)", "languages", second=dist["languages_rejected"]),
             figures.bars(dist["domains_kept"], "Domains of kept documents (top 15)", "domains"),
             figures.bars(dist["tlds_kept"], "Top-level domains", "tlds", second=dist["tlds_input"], labels=("kept", "input")),
