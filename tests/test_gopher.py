@@ -36,7 +36,6 @@ from ingest.schema import batch_of
 
 
 def batch(texts, rejected=None, lang=None):
-    n = len(texts)
     table = batch_of(texts, rejected_by=rejected)
     if lang is not None:
         table = table.append_column("lang", pa.array(lang, pa.string()))
