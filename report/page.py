@@ -38,7 +38,7 @@ svg.fig{max-width:100%;height:auto;display:block}
 details{margin:4px 0}summary{cursor:pointer;font-weight:600;font-size:14px}
 .doc{border:1px solid #e3e3e3;border-left:4px solid #c0392b;border-radius:4px;margin:8px 0;padding:6px 10px;background:#fff}
 .doc.kept{border-left-color:#2b7bba}
-.meta{font-size:12px;color:#555;word-break:break-all}.meta code{background:#f3f3f3;padding:0 3px}
+.meta{font-size:12px;color:#555;overflow-wrap:anywhere}.meta code{background:#f3f3f3;padding:0 3px}
 pre.text{white-space:pre-wrap;word-break:break-word;font-size:12.5px;max-height:180px;overflow:auto;margin:6px 0 2px;
  background:#fcfcfc;padding:6px;font-family:ui-monospace,Menlo,Consolas,monospace}
 mark{background:#ffe08a;padding:0 1px}
@@ -307,7 +307,7 @@ def _doc(doc: dict, kept: bool = False) -> str:
     hl = "" if kept else (" · <mark>highlighted</mark>: what triggered the rule" if doc["highlight"] else "")
     return (f"<div class='doc{' kept' if kept else ''}'><div class='meta'><b>{e(doc['id'])}</b> · {e(doc['url'] or 'no url')}"
             f" · {num(doc['chars'])} characters{where}{hl}<br>{values}</div>"
-            f"<pre class='text'>{highlighted(doc['snippet'], doc['spans'])}{more}</pre></div>")
+            f"<pre class='text'>{'…' if doc['snippet_start'] else ''}{highlighted(doc['snippet'], doc['spans'])}{more}</pre></div>")
 
 
 def _samples(d: dict) -> str:
