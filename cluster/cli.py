@@ -9,6 +9,7 @@
     crawlsift train lm --input GLOB --output DIR [--arch tiny|small|base | --model DIR] [--tokenizer PATH] ...
     crawlsift train classifier --input GLOB --label-field NAME --output DIR [--regression] ...
     crawlsift ablate --input GLOB --output DIR [--kept DIR] ...
+    crawlsift report OUTPUT_DIR [-o FILE] | crawlsift report --compare RUN_A RUN_B [-o FILE]
     crawlsift audit --input GLOB --label-field NAME --output DIR [...]
     crawlsift bench [...]
 
@@ -72,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     add_submit_flags(sub.add_parser("submit", help="run a pipeline on a Ray cluster as a detached job (Job Submission API)"))
     add_jobs_flags(sub.add_parser("jobs", help="list | status | logs | stop the cluster's jobs"))
 
+    report = sub.add_parser("report", help="rebuild a run's report.html, or --compare two runs (see --help)")
+    report.add_argument("rest", nargs=argparse.REMAINDER)
+
     audit = sub.add_parser("audit", help="audit labeled data: label noise, leakage between splits, imbalance (see --help)")
     audit.add_argument("rest", nargs=argparse.REMAINDER)
 
@@ -131,12 +135,13 @@ def _train_lm(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     extra: list[str] = []
-    if argv[:1] in (["bench"], ["quality"], ["audit"]):  # their own parsers take every following argument
+    if argv[:1] in (["bench"], ["quality"], ["audit"], ["report"]):  # their own parsers take every following argument
         from audit.cli import main as audit_main
         from bench.__main__ import main as bench_main
+        from report.cli import main as report_main
         from train.quality import main as quality_main
 
-        own = {"bench": bench_main, "quality": quality_main, "audit": audit_main}[argv[0]]
+        own = {"bench": bench_main, "quality": quality_main, "audit": audit_main, "report": report_main}[argv[0]]
         try:
             return own(argv[1:])
         except ConfigError as exc:

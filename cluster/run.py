@@ -482,8 +482,22 @@ def write_summary(config: PipelineConfig, out: OutputDir, files: list[InputFile]
     }
     _merge_errors(out, files)
     out.write_json("summary.json", summary)
-    out.write_bytes("report.html", render_report(summary).encode())
+    _write_report(out, summary)
     return summary
+
+
+def _write_report(out: OutputDir, summary: dict) -> None:
+    """The run's report (report.build: figures, samples, the five dimensions). A report that cannot
+    be built never fails a finished run: the account table is written instead and one line says why."""
+    try:
+        from report import build
+
+        build(out.uri)
+    except Exception as exc:  # noqa: BLE001 - the account is already safe in summary.json
+        print(f"crawlsift: warning: the full report could not be built ({type(exc).__name__}: "
+              f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); report.html holds the account table; "
+              f"rebuild with `crawlsift report {out.uri}`", file=sys.stderr)
+        out.write_bytes("report.html", render_report(summary).encode())
 
 
 def _stage_account(config: PipelineConfig, account: dict) -> dict:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("ingest", "filters", "dedup", "train", "cluster", "bench", "audit")
+PACKAGES = ("ingest", "filters", "dedup", "train", "cluster", "bench", "audit", "report")
 TERMINAL = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 3}
 # --job -> the crawlsift command the job runs (the staged config, if any, is passed as --config).
 JOBS = {"run": ["run"], "train-lm": ["train", "lm"], "train-classifier": ["train", "classifier"]}
