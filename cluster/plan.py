@@ -128,13 +128,18 @@ class _WriteBatch:
     as a part file for the next segment."""
 
     def __init__(self, output: str, files: list[InputFile], intermediate_dir: str | None = None, keeper=None,
-                 board=None):
+                 board=None, checkpoint: bool = False):
         self.output = output
         self.keys = {f.index: f.key for f in files}
         self.paths = {f.index: f.path for f in files}
+        self.sizes = {f.index: f.size for f in files}
         self.intermediate_dir = intermediate_dir
         self.keeper = keeper
         self.board = board
+        # In the reading task (batches of a file in order): checkpoint each file after each batch.
+        self.checkpoint = checkpoint
+        self.progress_dir = (intermediate_dir.rsplit("/", 1)[0] if intermediate_dir else "_state") + "/progress"
+        self._covered: dict[int, tuple[int, dict | None]] = {}
         self._out = None
 
     def __call__(self, table: pa.Table) -> pa.Table:
@@ -143,9 +148,11 @@ class _WriteBatch:
         if self.intermediate_dir:
             stats = write_intermediate(table, self._out, self.intermediate_dir, self.keys)
             self._post(stats)
+            self._checkpoint(stats)
             return stats
         stats = write_batch(table, self._out, self.keys, self.paths)
         self._post(stats)
+        self._checkpoint(stats)
         if self.keeper is None:
             return stats
         import ray
@@ -155,6 +162,33 @@ class _WriteBatch:
         ray.get(self.keeper.add.remote(stats))
         return kept_stream(table)
 
+
+    def _checkpoint(self, stats: pa.Table) -> None:
+        """``progress/<file key>.json``: the rows of the file written contiguously from its start and
+        their account, rewritten after each batch; a rerun resumes the file there. (The driver sees
+        a task's stats only when the task ends, since Ray Data coalesces a task's outputs.)"""
+        if not self.checkpoint:
+            return
+        import json
+
+        from ingest.writer import merge_accounts
+
+        for row in stats.to_pylist():
+            index, first = row["file"], row["first_seq"]
+            if row["last_seq"] >= 0:  # the file is complete: the driver writes its done manifest
+                self._covered.pop(index, None)
+                continue
+            rows, account = self._covered.get(index, (0, None))
+            path = f"{self.progress_dir}/{self.keys[index]}.json"
+            if index not in self._covered and first > 0:  # resumed: continue the earlier run's checkpoint
+                earlier = self._out.read_json(path) or {}
+                rows, account = earlier.get("rows", 0), earlier.get("account")
+            if first != rows:
+                continue  # not contiguous with the checkpoint: leave it where it is
+            account = merge_accounts([a for a in (account, json.loads(row["account"])) if a])
+            self._covered[index] = (rows + row["rows"], account)
+            self._out.write_json(path, {"path": self.paths[index], "size": self.sizes[index],
+                                        "rows": rows + row["rows"], "account": account})
 
     def _post(self, stats: pa.Table) -> None:
         """This batch's counts to the progress board (fire and forget: the line, not the account)."""
@@ -231,18 +265,22 @@ def _runs(stages: list[Stage]) -> tuple[list[Stage], list[tuple[Stage, list[Stag
 
 def build_dataset(files: list[InputFile], spec: InputSpec, stages: list[Stage], output: str, *,
                   batch_size: int, parallelism: int | None, actors_per_stage: int | None = None,
-                  source: _ReadParts | None = None, intermediate_dir: str | None = None, keeper=None, board=None):
+                  source: _ReadParts | None = None, intermediate_dir: str | None = None, keeper=None, board=None,
+                  starts: dict[int, int] | None = None):
     """Read (raw inputs, or ``source``: the previous segment's parts) -> stages -> sink. The stateless
     stages before the first model stage run in the reading task (``_Chain``), with the sink too
     when there is no model stage; each model stage is an actor pool. With a ``keeper`` (a
     FileAccount actor) the sink reports its stats there and yields the kept documents. With a
-    ``board`` (a ProgressBoard actor) the reader and the sink post progress as batches pass."""
+    ``board`` (a ProgressBoard actor) the reader and the sink post progress as batches pass.
+    ``starts``: per input index, the row to resume at (an earlier run's checkpoint)."""
     import ray.data
 
-    sink = _WriteBatch(output, files, intermediate_dir, keeper, board)
-    produce = source or ReadFiles(spec, batch_size, board)
     head, tail = _runs(stages)
-    ds = ray.data.from_items(file_items(files), override_num_blocks=len(files))
+    # Checkpoints inside a file: written by the sink when it runs in the reading task (a file's
+    # batches in order), else by the driver's FileAccount from the stats rows as they arrive.
+    sink = _WriteBatch(output, files, intermediate_dir, keeper, board, checkpoint=not tail and source is None)
+    produce = source or ReadFiles(spec, batch_size, board)
+    ds = ray.data.from_items(file_items(files, starts), override_num_blocks=len(files))
     ds = ds.map_batches(_Chain(produce, head, None if tail else sink), batch_size=1, batch_format="pyarrow",
                         concurrency=parallelism)
     for i, (stage, after) in enumerate(tail):

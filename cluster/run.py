@@ -244,28 +244,38 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bo
     trained = None
     run_seconds = 0.0
     processed = 0
+    resumed_rows = 0
     redo_downstream = False  # set once anything upstream changed in this run
     source = None
     for i, (apply_from, stages, global_stage) in enumerate(segments):
         final = global_stage is None
         done_dir = "_state/done" if final else f"_state/seg{i}/done"
         parts_dir = None if final else f"_state/seg{i}/parts"
-        out.makedirs(done_dir, *([parts_dir] if parts_dir else []))
+        out.makedirs(done_dir, progress_dir_for(done_dir), *([parts_dir] if parts_dir else []))
         pending = [f for f in files if redo_downstream or not _finished(out, f, done_dir)]
-        for f in pending:  # parts of an input that did not finish are redone from scratch
-            out.remove_parts_of(f.key, ("kept", "rejected", "_state/errors") if final else (parts_dir,))
+        # An unfinished input resumes at its checkpoint (inputs read from the raw files only; a
+        # segment after a global stage is redone whole); its parts from there on are redone.
+        points = {} if (source is not None or redo_downstream) else {
+            f.index: p for f in pending if (p := resume_point(out, f, done_dir, config.batch_size))}
+        for f in pending:
+            start = points[f.index]["rows"] if f.index in points else 0
+            out.remove_parts_of(f.key, ("kept", "rejected", "_state/errors") if final else (parts_dir,), from_seq=start)
             _remove(out, f"{done_dir}/{f.key}.json")
+            if not start:
+                _remove(out, f"{progress_dir_for(done_dir)}/{f.key}.json")
+        resumed_rows += sum(p["rows"] for p in points.values())
         if pending:
             _start_ray(config.ray_address, progress)
             label = "" if len(segments) == 1 else f"segment {i + 1}/{len(segments)} "
             plan_stages = stages + ([GlobalMap(global_stage)] if global_stage else [])
-            if final and live_training(config, pending, files):
+            if final and not points and live_training(config, pending, files):
                 seconds, trained = _process_live(config, pending, out, progress, len(files) - len(pending), plan_stages,
                                                  source=source, label=label)
                 run_seconds += seconds
             else:
                 run_seconds += _process(config, pending, out, progress, len(files) - len(pending), plan_stages,
-                                        done_dir=done_dir, parts_dir=parts_dir, source=source, label=label)
+                                        done_dir=done_dir, parts_dir=parts_dir, source=source, label=label,
+                                        resumed=points)
             redo_downstream = True
             if final:
                 processed = len(pending)
@@ -283,7 +293,8 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bo
                 redo_downstream = True
             source = _ReadParts(config.output, parts_dir, f"_state/seg{i}/decisions", global_stage, keys)
 
-    summary = write_summary(config, out, files, wall_seconds=time.time() - started, processed=processed)
+    summary = write_summary(config, out, files, wall_seconds=time.time() - started, processed=processed,
+                            resumed_rows=resumed_rows)
     summary["processing_seconds"] = run_seconds
     if trained is not None:
         summary["train"] = trained
@@ -332,40 +343,83 @@ def _clear(out: OutputDir) -> None:
 
 
 class FileAccount:
-    """Collects the sink's stats rows and writes each input's done manifest once all its rows are in.
+    """Collects the sink's stats rows and writes each input's done manifest once all its rows are in,
+    and, as batches arrive, a checkpoint of each unfinished input (``progress/<key>.json``: how many
+    rows from its start are written, and their account), from which a rerun resumes inside the file.
     Used by the driver's loop, or as a Ray actor the sink reports to when the driver is busy training
-    on the kept stream."""
+    on the kept stream. ``resumed``: per input index, the checkpoint this run started from."""
 
-    def __init__(self, output: str, pending: list[InputFile], done_dir: str, already_done: int):
+    def __init__(self, output: str, pending: list[InputFile], done_dir: str, already_done: int,
+                 resumed: dict[int, dict] | None = None, write_progress: bool = True):
         self.output = output
+        self.write_progress = write_progress  # False when the sink checkpoints in the reading task
         self.by_index = {f.index: f for f in pending}
         self.done_dir = done_dir
+        self.progress_dir = progress_dir_for(done_dir)
         self.groups: dict[int, list[dict]] = defaultdict(list)
+        self.ranges: dict[int, dict[int, tuple[int, dict]]] = defaultdict(dict)  # first_seq -> (rows, account)
+        self.checkpoint: dict[int, tuple[int, dict]] = {}  # rows covered from the start, their account
         self.rows: dict[int, int] = defaultdict(int)
         self.last_seq: dict[int, int] = {}
         self.done = already_done
         self.documents = self.kept = self.unreadable = 0
         self._out = None
+        for index, point in (resumed or {}).items():
+            self.checkpoint[index] = (point["rows"], point["account"])
+            self.rows[index] = point["rows"]
 
     def add(self, stats) -> None:
         if self._out is None:
             self._out = OutputDir(self.output)
+        moved = set()
         for row in stats.to_pylist():
             account = json.loads(row["account"])
             index = row["file"]
-            self.groups[index].append(account)
+            self.ranges[index][row["first_seq"]] = (row["rows"], account)
             self.rows[index] += row["rows"]
             self.documents += account["documents"] + sum(account.get("unreadable", {}).values())
             self.kept += account.get("kept", account["documents"])
             self.unreadable += sum(account.get("unreadable", {}).values())
             if row["last_seq"] >= 0:
                 self.last_seq[index] = row["last_seq"]
-            if index in self.last_seq and self.rows[index] == self.last_seq[index] + 1:
-                _finish_file(self._out, self.by_index[index], self.groups.pop(index), self.rows[index], self.done_dir)
+            moved.add(index)
+        for index in moved:
+            covered, account = self.checkpoint.get(index, (0, None))
+            ranges = self.ranges[index]
+            merged = [account] if account else []
+            while covered in ranges:  # the rows written contiguously from the start
+                rows, part = ranges.pop(covered)
+                merged.append(part)
+                covered += rows
+            if covered == self.checkpoint.get(index, (0, None))[0]:
+                continue
+            self.checkpoint[index] = (covered, merge_accounts(merged))
+            f = self.by_index[index]
+            if index in self.last_seq and covered == self.last_seq[index] + 1:
+                _finish_file(self._out, f, [self.checkpoint.pop(index)[1]], covered, self.done_dir)
+                _remove(self._out, f"{self.progress_dir}/{f.key}.json")
                 self.done += 1
+            elif self.write_progress:
+                self._out.write_json(f"{self.progress_dir}/{f.key}.json", {
+                    "path": f.path, "size": f.size, "rows": covered, "account": self.checkpoint[index][1]})
 
     def progress(self) -> tuple[int, int, int, int]:
         return self.done, self.documents, self.kept, self.unreadable
+
+
+def progress_dir_for(done_dir: str) -> str:
+    return done_dir.rsplit("/", 1)[0] + "/progress"
+
+
+def resume_point(out: OutputDir, f: InputFile, done_dir: str, batch_size: int) -> dict | None:
+    """An unfinished input's checkpoint from an earlier run of the same config, if it is usable."""
+    point = out.read_json(f"{progress_dir_for(done_dir)}/{f.key}.json")
+    if not point or point.get("path") != f.path or point.get("size") != f.size:
+        return None
+    rows = point.get("rows", 0)
+    if rows <= 0 or rows % batch_size:
+        return None
+    return point
 
 
 def _meter(config: PipelineConfig, pending: list[InputFile], label: str) -> Progress:
@@ -375,7 +429,8 @@ def _meter(config: PipelineConfig, pending: list[InputFile], label: str) -> Prog
 
 
 def _process(config: PipelineConfig, pending: list[InputFile], out: OutputDir, show: bool, already_done: int,
-             stages: list[Stage], *, done_dir: str, parts_dir: str | None, source, label: str) -> float:
+             stages: list[Stage], *, done_dir: str, parts_dir: str | None, source, label: str,
+             resumed: dict[int, dict] | None = None) -> float:
     board = _new_board(show)
     ds = build_dataset(
         pending,
@@ -387,8 +442,10 @@ def _process(config: PipelineConfig, pending: list[InputFile], out: OutputDir, s
         source=source,
         intermediate_dir=parts_dir,
         board=board,
+        starts={i: p["rows"] for i, p in (resumed or {}).items()},
     )
-    account = FileAccount(config.output, pending, done_dir, already_done)
+    account = FileAccount(config.output, pending, done_dir, already_done, resumed,
+                          write_progress=any(s.stateful for s in stages) or source is not None)
     meter = _meter(config, pending, label) if show else None
     start = time.monotonic()
     with _BoardWatcher(meter, board):
@@ -453,7 +510,8 @@ def _finish_file(out: OutputDir, f: InputFile, accounts: list[dict], rows: int, 
     out.write_json(f"{done_dir}/{f.key}.json", manifest)
 
 
-def write_summary(config: PipelineConfig, out: OutputDir, files: list[InputFile], *, wall_seconds: float, processed: int) -> dict:
+def write_summary(config: PipelineConfig, out: OutputDir, files: list[InputFile], *, wall_seconds: float, processed: int,
+                  resumed_rows: int = 0) -> dict:
     manifests = [out.read_json(f"_state/done/{f.key}.json") for f in files]
     account = merge_accounts(m["account"] for m in manifests if m)
     unreadable_total = sum(account["unreadable"].values())
@@ -465,6 +523,7 @@ def write_summary(config: PipelineConfig, out: OutputDir, files: list[InputFile]
     summary = {
         "input_files": len(files),
         "input_files_processed_this_run": processed,
+        "rows_resumed_from_checkpoints": resumed_rows,
         "input_file_bytes": sum(f.size for f in files),
         "input_documents": account["documents"] + unreadable_total,
         "kept": account["kept"],

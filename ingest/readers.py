@@ -402,9 +402,10 @@ class BatchBuilder:
     """Accumulates rows for one input file and cuts them into tables of ``batch_size`` rows.
     Assigns every row its sequence number and id; keeps source ids unique within the file."""
 
-    def __init__(self, file: InputFile, batch_size: int):
+    def __init__(self, file: InputFile, batch_size: int, start: int = 0):
         self.file = file
         self.batch_size = batch_size
+        self.start = start  # rows before this one were processed by an earlier run: numbered, not kept
         self.seq = 0
         self.seen_ids: set[str] = set()
         self._rows: dict[str, list] = {f.name: [] for f in BATCH_SCHEMA}
@@ -431,6 +432,9 @@ class BatchBuilder:
                 doc_id = f"{doc_id}#{position}"
             else:
                 self.seen_ids.add(source_id)
+        if self.seq < self.start:
+            self.seq += 1
+            return
         r = self._rows
         r["id"].append(doc_id)
         r["text"].append(text)
@@ -454,6 +458,11 @@ class BatchBuilder:
     def skipped(self, position, kind: str, *, source_id=None):
         self._add(position, source_id, None, None, None, SKIPPED_PREFIX + kind, None)
 
+    @property
+    def skipping(self) -> bool:
+        """Whether the next row is one an earlier run already processed (resume inside a file)."""
+        return self.seq < self.start
+
     def full(self) -> bool:
         # One row more than a batch is held back, so the file's last row always lands in the
         # final flush and can carry the end-of-file mark.
@@ -473,10 +482,12 @@ class BatchBuilder:
         return table
 
 
-def read_file(file: InputFile, spec: InputSpec, batch_size: int, on_progress=None) -> Iterator[pa.Table]:
+def read_file(file: InputFile, spec: InputSpec, batch_size: int, on_progress=None, start: int = 0) -> Iterator[pa.Table]:
     """Yield the batches of one input file. Never raises for bad input (see module doc).
-    ``on_progress(file index, compressed bytes read or None)`` is called before each batch."""
-    builder = BatchBuilder(file, batch_size)
+    ``on_progress(file index, compressed bytes read or None)`` is called before each batch.
+    ``start``: the first row to yield (a multiple of ``batch_size``: an earlier run's checkpoint);
+    the rows before it are read and numbered as always, so ids and batch boundaries do not move."""
+    builder = BatchBuilder(file, batch_size, start)
     try:
         fs, path = filesystem_for(file.path)
         fmt = spec.format
@@ -514,12 +525,14 @@ class ReadFiles:
     def __call__(self, files: pa.Table):
         post = (lambda index, done: self.board.read.remote(index, done)) if self.board is not None else None
         for row in files.to_pylist():
-            yield from read_file(InputFile(row["index"], row["path"], row["size"]), self.spec, self.batch_size, post)
+            yield from read_file(InputFile(row["index"], row["path"], row["size"]), self.spec, self.batch_size, post,
+                                 start=row.get("start") or 0)
 
 
-def file_items(files: list[InputFile]) -> list[dict]:
-    """The rows ``ReadFiles`` takes: one per input file."""
-    return [{"index": f.index, "path": f.path, "size": f.size} for f in files]
+def file_items(files: list[InputFile], starts: dict[int, int] | None = None) -> list[dict]:
+    """The rows ``ReadFiles`` takes: one per input file, with the row to start at (resume)."""
+    starts = starts or {}
+    return [{"index": f.index, "path": f.path, "size": f.size, "start": starts.get(f.index, 0)} for f in files]
 
 
 def _decompressed_head(path: str, raw: bytes) -> bytes:
@@ -1007,6 +1020,9 @@ def _warc_record(builder: BatchBuilder, spec: InputSpec, record, position: int) 
     headers = record.headers
     warc_type = (headers.get("WARC-Type") or "unknown").lower()
     record_id = headers.get("WARC-Record-ID")
+    if builder.skipping:  # processed by an earlier run: numbered (one row per record), not extracted
+        builder.skipped(position, f"warc_{warc_type}", source_id=record_id)
+        return record.reader.consume() >= record.content_length
     if warc_type not in ("response", "conversion"):
         builder.skipped(position, f"warc_{warc_type}", source_id=record_id)
         return record.reader.consume() >= record.content_length

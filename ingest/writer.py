@@ -86,16 +86,32 @@ class OutputDir:
     def delete(self, path: str) -> None:
         self.fs.delete_file(path)
 
-    def remove_parts_of(self, file_key: str, subdirs=("kept", "rejected", "_state/errors")) -> int:
-        """Delete every part and error fragment of one input (an unfinished one, before redoing it)."""
+    def remove_parts_of(self, file_key: str, subdirs=("kept", "rejected", "_state/errors"), from_seq: int = 0) -> int:
+        """Delete the parts and error fragments of one unfinished input before redoing it: all of
+        them, or (resuming inside the file) those from row ``from_seq`` on, and any temporary file."""
         removed = 0
         for sub in subdirs:
             for path in self.list(sub):
                 name = path.rsplit("/", 1)[-1]
-                if name.startswith((f"part-{file_key}-", f"{file_key}-", f".tmp-part-{file_key}-")):
-                    self.delete(path)
-                    removed += 1
+                if name.startswith(f".tmp-part-{file_key}-"):
+                    pass
+                elif name.startswith((f"part-{file_key}-", f"{file_key}-")):
+                    if _first_seq(name) < from_seq:
+                        continue
+                else:
+                    continue
+                self.delete(path)
+                removed += 1
         return removed
+
+
+def _first_seq(name: str) -> int:
+    """The first row of a part or error fragment, from its name (``...-<12 digits>.<ext>``)."""
+    stem = name.split(".", 1)[0]
+    try:
+        return int(stem.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return 0
 
 
 def _tmp_name(final: str) -> str:

@@ -255,9 +255,16 @@ def test_bootstrap_from_a_run_then_filter_in_the_pipeline(ray_local, tmp_path, c
     assert summary["kept"] > 0 and summary["rejected"]["length.too_few_words"] > 0
 
     model = tmp_path / "boot.bin"
-    assert main(["bootstrap", "--run", str(tmp_path / "run"), "--output", str(model), "--bucket", "50000"]) == 0
+    assert main(["bootstrap", "--run", str(tmp_path / "run"), "--output", str(model)]) == 0
     assert "ROC AUC" in capsys.readouterr().out
     report = json.loads(Path(str(model) + ".report.json").read_text())
+    # Sized to its data: buckets = the run's distinct bigrams (a power of two), then quantised; the
+    # size and held-out scores before and after are in the report (DCLM's defaults gave 810 MB).
+    bucket = report["hyperparameters"]["bucket"]
+    assert bucket & (bucket - 1) == 0 and 1 << 14 <= bucket < 2_000_000
+    before = report["before_quantization"]
+    assert report["model_bytes"] == model.stat().st_size < 20e6 and before["model_bytes"] > 5 * report["model_bytes"]
+    assert report["held_out"]["accuracy"] >= before["held_out"]["accuracy"] - 0.05
     rejected = summary["rejected"]["length.too_few_words"]
     assert report["counts"][LQ_LABEL]["documents_read"] == rejected
     assert report["counts"][HQ_LABEL]["documents_read"] == summary["kept"]

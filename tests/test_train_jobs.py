@@ -86,6 +86,7 @@ def reference_run(ray_local, lm_args, tmp_path_factory):
     return reference
 
 
+@pytest.mark.slow
 def test_fsdp2_on_cpu_takes_the_same_steps_as_ddp(reference_run, lm_args, tmp_path):
     """``fsdp: true`` shards every decoder layer (FSDP2, gloo on CPU): the same data, the same
     optimiser steps, so the same weights and eval loss as DDP up to float summation order."""
@@ -249,6 +250,7 @@ def test_pipeline_train_section_trains_on_the_live_kept_stream(ray_local, crawl_
     assert not (tmp_path / "never").exists()
 
 
+@pytest.mark.slow
 def test_regression_head_fineweb_edu_style_loads_as_a_stage(ray_local, crawl_dir, tmp_path):
     """--regression on human quality judgements: a document's score is 5 x the share of its lines
     that TurkuNLP annotators marked clean (0-5, FineWeb-Edu's scale); the saved model scores documents
@@ -276,6 +278,7 @@ def test_regression_head_fineweb_edu_style_loads_as_a_stage(ray_local, crawl_dir
     assert keep == [round(s) >= 3 for s in out["model_classifier_score"].to_pylist()]
 
 
+@pytest.mark.slow
 def test_training_to_object_storage_checkpoints_and_resumes_there(ray_local, lm_args, s3_server, tmp_path):
     """--output s3://...: checkpoints through Ray Train's storage filesystem, metrics, eval and the
     model pushed there; --resume finds the last checkpoint in the bucket (a real S3 server, moto)."""
