@@ -306,7 +306,7 @@ def _run(args) -> int:
         print(json.dumps(summary, indent=2, default=str))
     else:
         print(account_table(summary))
-        print(f"\noutput: {config.output.rstrip('/')}/kept, rejected, errors.jsonl, summary.json, report.html")
+        print(f"\noutput: {config.output.rstrip('/')}/kept, rejected, errors.jsonl, summary.json, report.html, report_data.json")
     if config.train is not None and "train" not in summary:  # not trained on the live stream: on kept/ now
         from train.lm import train_lm
 
