@@ -800,8 +800,12 @@ class GopherQualityFilter(RuleFilter):
     ``stop_word_languages=None`` applies the stop-word rule wherever the word rules apply. The line
     rules apply to every document.
 
-    Annotations: ``gopher_quality_words`` (non-symbol words) and ``gopher_quality_word_rules``
-    (whether the word rules applied to the document).
+    Annotations: ``gopher_quality_words`` (non-symbol words), ``gopher_quality_word_rules``
+    (whether the word rules applied to the document), and each rule's metric as the rule computes
+    it, so a report can draw how close to its threshold a document was:
+    ``gopher_quality_mean_word_length``, ``_hash_ratio``, ``_ellipsis_ratio``,
+    ``_bullet_lines_ratio``, ``_ellipsis_lines_ratio``, ``_alpha_words_ratio`` (float32; null where
+    the denominator is 0) and ``gopher_quality_stop_words`` (distinct stop words).
     """
 
     name: ClassVar[str] = "gopher_quality"
@@ -809,6 +813,13 @@ class GopherQualityFilter(RuleFilter):
     annotation_types: ClassVar[dict[str, pa.DataType]] = {
         "gopher_quality_words": pa.int64(),
         "gopher_quality_word_rules": pa.bool_(),
+        "gopher_quality_mean_word_length": pa.float32(),
+        "gopher_quality_hash_ratio": pa.float32(),
+        "gopher_quality_ellipsis_ratio": pa.float32(),
+        "gopher_quality_bullet_lines_ratio": pa.float32(),
+        "gopher_quality_ellipsis_lines_ratio": pa.float32(),
+        "gopher_quality_alpha_words_ratio": pa.float32(),
+        "gopher_quality_stop_words": pa.int32(),
     }
 
     min_doc_words: int | None = 50
@@ -915,7 +926,18 @@ class GopherQualityFilter(RuleFilter):
         return [(rule, make(threshold)) for rule, threshold, make in candidates if threshold is not None]
 
     def annotations(self) -> dict[str, pl.Expr]:
-        return {"gopher_quality_words": pl.col("_non_symbol"), "gopher_quality_word_rules": pl.col("_word_rules")}
+        words = pl.col("_words")
+        return {
+            "gopher_quality_words": pl.col("_non_symbol"),
+            "gopher_quality_word_rules": pl.col("_word_rules"),
+            "gopher_quality_mean_word_length": _ratio(pl.col("_non_symbol_chars"), pl.col("_non_symbol")),
+            "gopher_quality_hash_ratio": _ratio(pl.col("_hashes"), words),
+            "gopher_quality_ellipsis_ratio": _ratio(pl.col("_ellipses"), words),
+            "gopher_quality_bullet_lines_ratio": _ratio(pl.col("_bullet_lines"), pl.col("_lines")),
+            "gopher_quality_ellipsis_lines_ratio": _ratio(pl.col("_ellipsis_lines"), pl.col("_lines")),
+            "gopher_quality_alpha_words_ratio": _ratio(pl.col("_alpha"), words),
+            "gopher_quality_stop_words": pl.col("_stop"),
+        }
 
 
 # --- gopher_repetition ----------------------------------------------------------------------------

@@ -713,3 +713,32 @@ def test_numba_kernel_cache_check_follows_the_source(tmp_path, monkeypatch):
     os.utime(index, (source.stat().st_mtime + 10,) * 2)
     assert warmup.kernels_cached()
     assert "filters.warmup" in (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+
+
+def test_quality_metric_columns_agree_with_the_decisions(crawl_dir):
+    """The metric columns a report draws are the numbers the rules judged: on the real English
+    crawl, every document rejected for a ratio rule has that ratio past its threshold, and every
+    kept document (word rules on) has each ratio inside its threshold."""
+    from filters.gopher import GopherQualityFilter
+
+    stage = GopherQualityFilter()
+    out = stage(batch_of(_english_documents(crawl_dir))).to_pylist()
+    rules = {"mean_word_length_low": ("gopher_quality_mean_word_length", lambda v: v < 3),
+             "mean_word_length_high": ("gopher_quality_mean_word_length", lambda v: v > 10),
+             "hash_ratio": ("gopher_quality_hash_ratio", lambda v: v > 0.1),
+             "ellipsis_ratio": ("gopher_quality_ellipsis_ratio", lambda v: v > 0.1),
+             "bullet_lines": ("gopher_quality_bullet_lines_ratio", lambda v: v > 0.9),
+             "ellipsis_lines": ("gopher_quality_ellipsis_lines_ratio", lambda v: v > 0.3),
+             "alpha_words": ("gopher_quality_alpha_words_ratio", lambda v: v < 0.8),
+             "stop_words": ("gopher_quality_stop_words", lambda v: v < 2)}
+    seen = set()
+    for row in out:
+        reason = (row["rejected_by"] or "").removeprefix("gopher_quality.")
+        if reason in rules:
+            column, past = rules[reason]
+            assert row[column] is not None and past(row[column]), (reason, row[column])
+            seen.add(reason)
+        elif row["rejected_by"] is None and row["gopher_quality_word_rules"]:
+            for column, past in rules.values():
+                assert row[column] is None or not past(row[column]), (column, row[column])
+    assert {"alpha_words", "stop_words"} & seen  # the crawl exercises some ratio rules
