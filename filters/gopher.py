@@ -1039,6 +1039,28 @@ class GopherRepetitionFilter(RuleFilter):
     top_n_grams: tuple[tuple[float, ...], ...] = ((2, 0.2), (3, 0.18), (4, 0.16))
     dup_n_grams: tuple[tuple[float, ...], ...] = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
 
+    @property
+    def annotation_types(self) -> dict[str, pa.DataType]:
+        """Each rule's metric as a fraction of the document (float32), so a report can draw how close
+        to its threshold a document was: ``gopher_repetition_dup_line_frac``, ``_dup_para_frac``,
+        ``_dup_line_char_frac``, ``_dup_para_char_frac`` and, for the configured n,
+        ``_top_{n}_gram`` and ``_dup_{n}_gram``."""
+        names = ["dup_line_frac", "dup_para_frac", "dup_line_char_frac", "dup_para_char_frac"]
+        names += [f"top_{n}_gram" for n, _ in self.top_n_grams] + [f"dup_{n}_gram" for n, _ in self.dup_n_grams]
+        return {f"gopher_repetition_{name}": pa.float32() for name in names}
+
+    def annotations(self) -> dict[str, pl.Expr]:
+        chars = pl.col("_chars")
+        out = {
+            "gopher_repetition_dup_line_frac": _ratio(pl.col("_dup_lines"), pl.col("_lines")),
+            "gopher_repetition_dup_para_frac": _ratio(pl.col("_dup_paragraphs"), pl.col("_paragraphs")),
+            "gopher_repetition_dup_line_char_frac": _ratio(pl.col("_dup_line_chars"), chars),
+            "gopher_repetition_dup_para_char_frac": _ratio(pl.col("_dup_paragraph_chars"), chars),
+        }
+        out.update({f"gopher_repetition_top_{n}_gram": _ratio(pl.col(f"_top_{n}"), chars) for n, _ in self.top_n_grams})
+        out.update({f"gopher_repetition_dup_{n}_gram": _ratio(pl.col(f"_dup_{n}"), chars) for n, _ in self.dup_n_grams})
+        return out
+
     def __post_init__(self):
         for name in ("dup_line_frac", "dup_para_frac", "dup_line_char_frac", "dup_para_char_frac"):
             _check_fraction(name, getattr(self, name))

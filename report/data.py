@@ -48,6 +48,10 @@ THRESHOLDS: dict[str, list[tuple[str, str, str]]] = {
     "length_words": [("length", "min_words", "min"), ("length", "max_words", "max")],
     "lang_score": [("langid", "min_score", "min")],
     "gopher_quality_words": [("gopher_quality", "min_doc_words", "min"), ("gopher_quality", "max_doc_words", "max")],
+    "gopher_repetition_dup_line_frac": [("gopher_repetition", "dup_line_frac", "max")],
+    "gopher_repetition_dup_para_frac": [("gopher_repetition", "dup_para_frac", "max")],
+    "gopher_repetition_dup_line_char_frac": [("gopher_repetition", "dup_line_char_frac", "max")],
+    "gopher_repetition_dup_para_char_frac": [("gopher_repetition", "dup_para_char_frac", "max")],
     "gopher_quality_mean_word_length": [("gopher_quality", "min_avg_word_length", "min"),
                                         ("gopher_quality", "max_avg_word_length", "max")],
     "gopher_quality_hash_ratio": [("gopher_quality", "max_symbol_word_ratio", "max")],
@@ -97,8 +101,18 @@ def owner(column: str, stages: list[str]) -> str | None:
     return best
 
 
+_NGRAM_COLUMN = re.compile(r"^gopher_repetition_(top|dup)_(\d+)_gram$")
+
+
 def thresholds(column: str, params: dict[str, dict]) -> list[dict]:
     out = []
+    ngram = _NGRAM_COLUMN.match(column)
+    if ngram:  # gopher_repetition's per-n fractions: (n, fraction) pairs in top_n_grams / dup_n_grams
+        param = f"{ngram.group(1)}_n_grams"
+        for pair in params.get("gopher_repetition", {}).get(param) or []:
+            if len(pair) == 2 and int(pair[0]) == int(ngram.group(2)):
+                out.append({"stage": "gopher_repetition", "param": f"{param}[{int(pair[0])}]", "kind": "max",
+                            "value": float(pair[1])})
     for stage, param, kind in THRESHOLDS.get(column, []):
         value = params.get(stage, {}).get(param)
         if isinstance(value, (int, float)) and not isinstance(value, bool):

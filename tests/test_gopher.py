@@ -742,3 +742,27 @@ def test_quality_metric_columns_agree_with_the_decisions(crawl_dir):
             for column, past in rules.values():
                 assert row[column] is None or not past(row[column]), (column, row[column])
     assert {"alpha_words", "stop_words"} & seen  # the crawl exercises some ratio rules
+
+
+def test_repetition_metric_columns_agree_with_the_decisions(crawl_dir):
+    """gopher_repetition's fractions, as written for the report, are what its rules judged: past the
+    threshold for the documents rejected by that rule, inside every threshold for kept ones."""
+    from filters.gopher import GopherRepetitionFilter
+
+    stage = GopherRepetitionFilter()
+    limits = {"dup_line_frac": 0.3, "dup_para_frac": 0.3, "dup_line_char_frac": 0.2, "dup_para_char_frac": 0.2}
+    limits.update({f"top_{n}_gram": f for n, f in stage.top_n_grams})
+    limits.update({f"dup_{n}_gram": f for n, f in stage.dup_n_grams})
+    out = stage(batch_of(_english_documents(crawl_dir))).to_pylist()
+    assert set(stage.annotation_types) == {f"gopher_repetition_{k}" for k in limits}
+    rejected = 0
+    for row in out:
+        reason = (row["rejected_by"] or "").removeprefix("gopher_repetition.")
+        if reason in limits:
+            rejected += 1
+            assert row[f"gopher_repetition_{reason}"] > limits[reason], (reason, row[f"gopher_repetition_{reason}"])
+        elif row["rejected_by"] is None:
+            for rule, limit in limits.items():
+                value = row[f"gopher_repetition_{rule}"]
+                assert value is None or value <= limit, (rule, value)
+    assert rejected > 0
