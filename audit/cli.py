@@ -12,6 +12,7 @@ from pathlib import Path
 
 from audit.clean import FIXES
 from audit.noise import MODELS, RULES, SCORES
+from train.labeled import add_labeled_flags
 
 
 class AuditInputError(ValueError):
@@ -20,12 +21,7 @@ class AuditInputError(ValueError):
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="crawlsift audit", description=__doc__.split("\n")[0])
-    p.add_argument("--input", action="append", metavar="GLOB", required=True, help="labeled text (JSONL, JSON, Parquet, TSV)")
-    p.add_argument("--label-field", required=True, metavar="NAME")
-    p.add_argument("--text-field", default="text", metavar="NAME")
-    p.add_argument("--split-field", metavar="NAME", help="a column of train / validation / test values")
-    p.add_argument("--id-field", metavar="NAME", help="the input's own id column (-> source_id)")
-    p.add_argument("--output", required=True, metavar="DIR")
+    add_labeled_flags(p, multi_label_default="drop", split_help="leaks are looked for across them")
     p.add_argument("--write-clean", metavar="DIR", help="write the cleaned set and its account here")
     p.add_argument("--fix", choices=FIXES, default="drop", help="what the cleaned set does with flagged rows (default drop)")
     p.add_argument("--fix-min-prob", type=float, default=0.0, metavar="P",
@@ -34,10 +30,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=MODELS, default="linear", help="the out-of-fold model (default linear)")
     p.add_argument("--rule", choices=RULES, default="prune_by_noise_rate", help="cleanlab's filter_by (default prune_by_noise_rate)")
     p.add_argument("--score", choices=SCORES, default="self_confidence", help="cleanlab's label-quality score")
-    p.add_argument("--tsv-columns", default="label,text", help="TSV column names in order (default: label,text)")
-    p.add_argument("--label-pattern", metavar="REGEX", help="keep only label tokens matching this, e.g. '[A-Z]+' for CORE main registers")
-    p.add_argument("--multi-label", choices=["exact", "first", "drop"], default="drop",
-                   help="a row with several label tokens: dropped and counted (default), the first, or its own class")
     p.add_argument("--label-map", metavar="JSON", help='rename labels, e.g. \'{"Narrative": "NA"}\'')
     p.add_argument("--no-langid", action="store_true", help="skip the language-per-class check")
     p.add_argument("--seed", type=int, default=0)

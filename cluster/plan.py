@@ -8,6 +8,7 @@ step returns one small stats row per input file per batch; only those reach the 
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -15,7 +16,7 @@ import pyarrow as pa
 
 from filters.base import GlobalStage, Stage, active_mask
 from ingest.readers import InputFile, InputSpec, ReadFiles, file_items
-from ingest.writer import STAGE_SECONDS_PREFIX, OutputDir, write_batch, write_intermediate
+from ingest.writer import STAGE_SECONDS_PREFIX, OutputDir, merge_accounts, write_batch, write_intermediate, write_progress
 
 
 class _ReadParts:
@@ -169,33 +170,26 @@ class _WriteBatch:
         a task's stats only when the task ends, since Ray Data coalesces a task's outputs.)"""
         if not self.checkpoint:
             return
-        import json
-
-        from ingest.writer import merge_accounts
-
         for row in stats.to_pylist():
             index, first = row["file"], row["first_seq"]
             if row["last_seq"] >= 0:  # the file is complete: the driver writes its done manifest
                 self._covered.pop(index, None)
                 continue
             rows, account = self._covered.get(index, (0, None))
-            path = f"{self.progress_dir}/{self.keys[index]}.json"
             if index not in self._covered and first > 0:  # resumed: continue the earlier run's checkpoint
-                earlier = self._out.read_json(path) or {}
+                earlier = self._out.read_json(f"{self.progress_dir}/{self.keys[index]}.json") or {}
                 rows, account = earlier.get("rows", 0), earlier.get("account")
             if first != rows:
                 continue  # not contiguous with the checkpoint: leave it where it is
             account = merge_accounts([a for a in (account, json.loads(row["account"])) if a])
             self._covered[index] = (rows + row["rows"], account)
-            self._out.write_json(path, {"path": self.paths[index], "size": self.sizes[index],
-                                        "rows": rows + row["rows"], "account": account})
+            write_progress(self._out, self.progress_dir, self.keys[index], self.paths[index], self.sizes[index],
+                           rows + row["rows"], account)
 
     def _post(self, stats: pa.Table) -> None:
         """This batch's counts to the progress board (fire and forget: the line, not the account)."""
         if self.board is None:
             return
-        import json
-
         accounts = [json.loads(a) for a in stats.column("account").to_pylist()]
         seconds: dict[str, float] = {}
         for a in accounts:

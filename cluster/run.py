@@ -17,7 +17,7 @@ from cluster.plan import GlobalMap, _ReadParts, build_dataset
 from dedup.driver import run_global_reduce
 from filters.base import GlobalStage, Stage
 from ingest.readers import InputFile
-from ingest.writer import OutputDir, merge_accounts
+from ingest.writer import OutputDir, merge_accounts, write_progress
 
 
 class ProgressBoard:
@@ -356,17 +356,14 @@ class FileAccount:
         self.by_index = {f.index: f for f in pending}
         self.done_dir = done_dir
         self.progress_dir = progress_dir_for(done_dir)
-        self.groups: dict[int, list[dict]] = defaultdict(list)
         self.ranges: dict[int, dict[int, tuple[int, dict]]] = defaultdict(dict)  # first_seq -> (rows, account)
         self.checkpoint: dict[int, tuple[int, dict]] = {}  # rows covered from the start, their account
-        self.rows: dict[int, int] = defaultdict(int)
         self.last_seq: dict[int, int] = {}
         self.done = already_done
         self.documents = self.kept = self.unreadable = 0
         self._out = None
         for index, point in (resumed or {}).items():
             self.checkpoint[index] = (point["rows"], point["account"])
-            self.rows[index] = point["rows"]
 
     def add(self, stats) -> None:
         if self._out is None:
@@ -376,7 +373,6 @@ class FileAccount:
             account = json.loads(row["account"])
             index = row["file"]
             self.ranges[index][row["first_seq"]] = (row["rows"], account)
-            self.rows[index] += row["rows"]
             self.documents += account["documents"] + sum(account.get("unreadable", {}).values())
             self.kept += account.get("kept", account["documents"])
             self.unreadable += sum(account.get("unreadable", {}).values())
@@ -400,8 +396,7 @@ class FileAccount:
                 _remove(self._out, f"{self.progress_dir}/{f.key}.json")
                 self.done += 1
             elif self.write_progress:
-                self._out.write_json(f"{self.progress_dir}/{f.key}.json", {
-                    "path": f.path, "size": f.size, "rows": covered, "account": self.checkpoint[index][1]})
+                write_progress(self._out, self.progress_dir, f.key, f.path, f.size, covered, self.checkpoint[index][1])
 
     def progress(self) -> tuple[int, int, int, int]:
         return self.done, self.documents, self.kept, self.unreadable
@@ -452,7 +447,7 @@ def _process(config: PipelineConfig, pending: list[InputFile], out: OutputDir, s
         for stats in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             account.add(stats)
             if meter:
-                meter.update(*account.progress()) if board is None else meter.update(account.done)
+                meter.update(account.done)  # the counts come from the board
     if meter:
         done, documents, kept, unreadable = account.progress()
         meter.update(done, force=True, board={**meter.board, "documents": documents, "kept": kept, "unreadable": unreadable})

@@ -981,22 +981,17 @@ def _read_warc(fs, path, spec: InputSpec, builder: BatchBuilder) -> Iterator[pa.
 
 def _next_gzip_member(f, offset: int) -> int | None:
     """The offset of the next gzip member header (``1f 8b 08``) at or after ``offset``."""
-    f.seek(offset)
-    carry = b""
-    while True:
-        chunk = f.read(1 << 20)
-        if not chunk:
-            return None
-        data = carry + chunk
-        pos = data.find(b"\x1f\x8b\x08")
-        if pos >= 0:
-            return offset - len(carry) + pos
-        offset += len(chunk)
-        carry = data[-2:]
+    return _next_match(f, offset, _GZIP_MEMBER, 2)
 
 
 def _next_warc_header(f, offset: int) -> int | None:
     """The offset of the next ``WARC/1.0`` / ``WARC/1.1`` version line at or after ``offset``."""
+    return _next_match(f, offset, _WARC_VERSION_LINE, 16)
+
+
+def _next_match(f, offset: int, pattern: re.Pattern, overlap: int) -> int | None:
+    """The offset in seekable ``f`` of ``pattern``'s first match at or after ``offset``, read 1 MB at
+    a time with ``overlap`` bytes carried between reads (at least the longest match minus one)."""
     f.seek(offset)
     carry = b""
     while True:
@@ -1004,13 +999,14 @@ def _next_warc_header(f, offset: int) -> int | None:
         if not chunk:
             return None
         data = carry + chunk
-        hit = _WARC_VERSION_LINE.search(data)
+        hit = pattern.search(data)
         if hit:
             return offset - len(carry) + hit.start()
         offset += len(chunk)
-        carry = data[-16:]
+        carry = data[-overlap:]
 
 
+_GZIP_MEMBER = re.compile(re.escape(b"\x1f\x8b\x08"))
 _WARC_VERSION_LINE = re.compile(rb"WARC/1\.[01]\r?\n")
 
 

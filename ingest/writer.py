@@ -105,6 +105,12 @@ class OutputDir:
         return removed
 
 
+def write_progress(out: OutputDir, progress_dir: str, key: str, path: str, size: int, rows: int, account: dict) -> None:
+    """An unfinished input's checkpoint: its first ``rows`` rows are written, with this account;
+    a rerun of the same config resumes the input there (``cluster.run.resume_point``)."""
+    out.write_json(f"{progress_dir}/{key}.json", {"path": path, "size": size, "rows": rows, "account": account})
+
+
 def _first_seq(name: str) -> int:
     """The first row of a part or error fragment, from its name (``...-<12 digits>.<ext>``)."""
     stem = name.split(".", 1)[0]

@@ -140,6 +140,32 @@ def _cli(*args) -> list[str]:
     return [sys.executable, "-m", "cluster.cli", "run", "--quiet", *args]
 
 
+def _clean_run_then_killed_run(tmp_path: Path, args: list[str], ready) -> tuple[Path, Path, object]:
+    """The run ``args`` describe, uninterrupted into ``clean/``, then again into ``resumed/``, killed
+    (SIGKILL to the driver and its Ray processes) as soon as ``ready(resumed)`` returns something
+    truthy; returns (clean, resumed, what ``ready`` returned last)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    clean, out = tmp_path / "clean", tmp_path / "resumed"
+    subprocess.run(_cli(*args, "--output", str(clean)), check=True, env=env, cwd=ROOT, capture_output=True)
+    proc = subprocess.Popen(_cli(*args, "--output", str(out)), env=env, cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, seen = time.monotonic() + 240, None
+    while time.monotonic() < deadline and proc.poll() is None:
+        seen = ready(out)
+        if seen:
+            break
+        time.sleep(0.02)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return clean, out, seen
+
+
+def _rerun(args: list[str], out: Path) -> None:
+    subprocess.run(_cli(*args, "--output", str(out)), check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+                   capture_output=True)
+
+
 @pytest.mark.parametrize("stages", [
     pytest.param("  - length: {min_words: 60}\n", id="streaming"),
     pytest.param("  - length: {min_words: 60}\n  - exact_dedup: {}\n", id="with-global-stage", marks=pytest.mark.slow),
@@ -153,26 +179,16 @@ def test_killed_run_resumes_to_the_same_account(crawl_dir, tmp_path, stages):
     config = tmp_path / "p.yaml"
     config.write_text(f"stages:\n{stages}batch_size: 200\nparallelism: 1\n")
     args = ["--config", str(config), "--input", str(shards / "*.jsonl")]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done_dir = tmp_path / "resumed" / "_state" / "done"
 
-    clean = tmp_path / "clean"
-    subprocess.run(_cli(*args, "--output", str(clean)), check=True, env=env, cwd=ROOT, capture_output=True)
+    def three_done(out):
+        return done_dir.is_dir() and len(list(done_dir.glob("*.json"))) >= 3
 
-    out = tmp_path / "resumed"
-    proc = subprocess.Popen(_cli(*args, "--output", str(out)), env=env, cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    done_dir = out / "_state" / "done"
-    while time.monotonic() < deadline and proc.poll() is None:
-        if done_dir.is_dir() and len(list(done_dir.glob("*.json"))) >= 3:
-            break
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    clean, out, _ = _clean_run_then_killed_run(tmp_path, args, three_done)
     finished_before = len(list(done_dir.glob("*.json")))
     assert 3 <= finished_before < 24, f"kill landed after {finished_before} of 24 inputs; the test needs a mid-run kill"
 
-    subprocess.run(_cli(*args, "--output", str(out)), check=True, env=env, cwd=ROOT, capture_output=True)
+    _rerun(args, out)
     a = json.loads((clean / "summary.json").read_text())
     b = json.loads((out / "summary.json").read_text())
     assert b["input_files_processed_this_run"] == 24 - finished_before
@@ -192,30 +208,20 @@ def test_killed_mid_file_resumes_inside_the_file(crawl_dir, tmp_path):
     config = tmp_path / "p.yaml"
     config.write_text("stages:\n  - gopher_repetition: {}\n  - gopher_quality: {}\nbatch_size: 200\nparallelism: 1\n")
     args = ["--config", str(config), "--input", str(shards / "*.jsonl")]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    clean = tmp_path / "clean"
-    subprocess.run(_cli(*args, "--output", str(clean)), check=True, env=env, cwd=ROOT, capture_output=True)
 
-    out = tmp_path / "resumed"
-    proc = subprocess.Popen(_cli(*args, "--output", str(out)), env=env, cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline, checkpoint = time.monotonic() + 240, None
-    while time.monotonic() < deadline and proc.poll() is None:
+    def thousand_rows_checkpointed(out):
         points = list((out / "_state" / "progress").glob("*.json")) if (out / "_state" / "progress").is_dir() else []
-        if points:
-            try:
-                checkpoint = json.loads(points[0].read_text())["rows"]
-            except (ValueError, OSError):  # caught mid-rename
-                checkpoint = None
-            if checkpoint and checkpoint >= 1000:
-                break
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+        try:
+            rows = json.loads(points[0].read_text())["rows"] if points else None
+        except (ValueError, OSError):  # caught mid-rename
+            return None
+        return rows if rows and rows >= 1000 else None
+
+    clean, out, checkpoint = _clean_run_then_killed_run(tmp_path, args, thousand_rows_checkpointed)
     assert checkpoint and 1000 <= checkpoint < 6000, f"no mid-file kill (checkpoint {checkpoint})"
     assert not list((out / "_state" / "done").glob("*.json"))
 
-    subprocess.run(_cli(*args, "--output", str(out)), check=True, env=env, cwd=ROOT, capture_output=True)
+    _rerun(args, out)
     a = json.loads((clean / "summary.json").read_text())
     b = json.loads((out / "summary.json").read_text())
     assert b["rows_resumed_from_checkpoints"] >= checkpoint and b["rows_resumed_from_checkpoints"] % 200 == 0

@@ -202,3 +202,18 @@ def test_a_live_stream_checkpoint_is_not_resumed_onto_kept(tmp_path, crawl_dir):
                  resume=True, tokenizer=str(crawl_dir.parent / "tokenizer" / "gpt-neo-test-tokenizer.json"))
     with pytest.raises(TrainInputError, match="live kept stream"):
         prepare(c)
+
+
+def test_a_damaged_compressed_labeled_file_is_one_input_error(tmp_path):
+    """Labeled sets are read whole: a cut gzip file is a TrainInputError naming the file and where
+    the stream ended (not a TypeError from the reader's in-band damage marker)."""
+    import gzip
+
+    from train.labeled import LabelSpec, read_labeled
+
+    rows = "".join(f"{'NA' if i % 2 else 'OP'}\tdocument number {i} with some words\n" for i in range(2000))
+    data = gzip.compress(rows.encode())
+    path = tmp_path / "cut.tsv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(TrainInputError, match="cut.tsv.gz: gzip stream ends inside a gzip member"):
+        read_labeled([str(path)], LabelSpec())

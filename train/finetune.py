@@ -57,16 +57,9 @@ class ClassifierConfig:
 
 
 def add_classifier_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", action="append", metavar="GLOB", required=True, help="labeled text (JSONL, JSON, Parquet, TSV)")
-    p.add_argument("--output", metavar="DIR", required=True)
-    p.add_argument("--label-field", required=True, metavar="NAME")
-    p.add_argument("--text-field", default="text", metavar="NAME")
-    p.add_argument("--split-field", metavar="NAME", help="a column of train / validation / test values (default: a stratified split)")
-    p.add_argument("--id-field", metavar="NAME")
-    p.add_argument("--tsv-columns", default="label,text", help="TSV column names in order (default: label,text)")
-    p.add_argument("--label-pattern", metavar="REGEX", help="keep only label tokens matching this, e.g. '[A-Z]+' for CORE main registers")
-    p.add_argument("--multi-label", choices=["exact", "first", "drop"], default="exact",
-                   help="a row with several label tokens: its own class (exact), the first, or dropped")
+    from train.labeled import add_labeled_flags
+
+    add_labeled_flags(p, multi_label_default="exact", split_help="default: a stratified split")
     p.add_argument("--model", metavar="DIR", help="a local HF encoder (default: the bundled all-MiniLM-L6-v2)")
     p.add_argument("--regression", action="store_true", help="a score head (FineWeb-Edu: 0-5, keep round(score) >= 3)")
     p.add_argument("--class-weight", choices=["balanced", "none"], default="balanced",

@@ -41,6 +41,22 @@ class LabelSpec:
     label_map: dict = field(default_factory=dict)
 
 
+def add_labeled_flags(p, *, multi_label_default: str, split_help: str) -> None:
+    """The flags that say where labeled text is and how to read its labels (``LabelSpec``'s fields
+    plus --input/--output), shared by ``train classifier`` and ``audit``."""
+    p.add_argument("--input", action="append", metavar="GLOB", required=True, help="labeled text (JSONL, JSON, Parquet, TSV)")
+    p.add_argument("--output", metavar="DIR", required=True)
+    p.add_argument("--label-field", required=True, metavar="NAME")
+    p.add_argument("--text-field", default="text", metavar="NAME")
+    p.add_argument("--split-field", metavar="NAME", help=f"a column of train / validation / test values ({split_help})")
+    p.add_argument("--id-field", metavar="NAME", help="the input's own id column (-> source_id)")
+    p.add_argument("--tsv-columns", default="label,text", help="TSV column names in order (default: label,text)")
+    p.add_argument("--label-pattern", metavar="REGEX", help="keep only label tokens matching this, e.g. '[A-Z]+' for CORE main registers")
+    policies = {"exact": "its own class (exact)", "first": "the first (first)", "drop": "dropped and counted (drop)"}
+    p.add_argument("--multi-label", choices=list(MULTI_LABEL_POLICIES), default=multi_label_default,
+                   help=f"a row with several label tokens: {', '.join(policies.values())}; default {multi_label_default}")
+
+
 @dataclass
 class LabeledSet:
     table: pa.Table  # id, source_id, text, label, split (null where no split column)
@@ -49,9 +65,17 @@ class LabeledSet:
 
 
 def _open_text(fs, path: str) -> str:
-    from ingest.readers import _decompressed_chunks
+    """The whole decompressed file. A labeled set is read whole, so a damaged compressed stream
+    (which the crawl readers turn into a located row and read past) is an input error here."""
+    from ingest.readers import StreamDamage, _decompressed_chunks
 
-    return b"".join(_decompressed_chunks(fs, path)).decode("utf-8", errors="replace")
+    chunks = []
+    for chunk in _decompressed_chunks(fs, path):
+        if isinstance(chunk, StreamDamage):
+            lines = sum(c.count(b"\n") for c in chunks)
+            raise TrainInputError(f"{path}: {chunk.describe(lines)}")
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 def _get(record: dict, name: str):
