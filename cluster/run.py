@@ -12,38 +12,13 @@ from collections import defaultdict
 
 import pyarrow.fs as pafs
 
+from cluster.board import ProgressBoard
 from cluster.config import ConfigError, PipelineConfig
 from cluster.plan import GlobalMap, _ReadParts, build_dataset
 from dedup.driver import run_global_reduce
 from filters.base import GlobalStage, Stage
 from ingest.readers import InputFile
 from ingest.writer import OutputDir, merge_accounts, write_progress
-
-
-class ProgressBoard:
-    """What the workers post as batches pass (the reader: how far into each file; the sink: the
-    batch's counts and stage seconds), fire and forget, for the progress line only; the account
-    itself travels in the stats rows. Runs as a zero-CPU Ray actor."""
-
-    def __init__(self):
-        self.read_bytes: dict[int, int] = {}
-        self.documents = self.kept = self.unreadable = 0
-        self.stage_seconds: dict[str, float] = defaultdict(float)
-
-    def read(self, index: int, bytes_read: int | None) -> None:
-        if bytes_read is not None:
-            self.read_bytes[index] = max(self.read_bytes.get(index, 0), bytes_read)
-
-    def wrote(self, documents: int, kept: int, unreadable: int, stage_seconds: dict) -> None:
-        self.documents += documents
-        self.kept += kept
-        self.unreadable += unreadable
-        for name, seconds in stage_seconds.items():
-            self.stage_seconds[name] += seconds
-
-    def snapshot(self) -> dict:
-        return {"bytes_read": sum(self.read_bytes.values()), "documents": self.documents, "kept": self.kept,
-                "unreadable": self.unreadable, "stage_seconds": dict(self.stage_seconds)}
 
 
 HEARTBEAT_S = 30.0
@@ -220,9 +195,12 @@ def _start_ray(address: str | None, say: bool) -> None:
         _print_line(f"Ray ready in {time.monotonic() - start:.1f}s")
 
 
-def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bool = False) -> dict:
+def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bool = False,
+                 release_ray: bool = False) -> dict:
     """Process every input not yet finished in ``config.output``; return the summary (also
-    written to summary.json). Raises ConfigError if the output holds a different run."""
+    written to summary.json). Raises ConfigError if the output holds a different run.
+    ``release_ray``: nothing after this call needs Ray (the CLI's run without training), so Ray is
+    shut down in the background while the summary and the report are written."""
     started = time.time()
     out = OutputDir(config.output)
     out.makedirs()
@@ -293,12 +271,29 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bo
                 redo_downstream = True
             source = _ReadParts(config.output, parts_dir, f"_state/seg{i}/decisions", global_stage, keys)
 
+    releasing = _shut_down_ray_in_background() if release_ray else None
     summary = write_summary(config, out, files, wall_seconds=time.time() - started, processed=processed,
                             resumed_rows=resumed_rows)
+    if releasing is not None:
+        releasing.join()
     summary["processing_seconds"] = run_seconds
     if trained is not None:
         summary["train"] = trained
     return summary
+
+
+def _shut_down_ray_in_background():
+    """Ray's shutdown mostly waits for its processes to exit (1.4-2.8 s on one core); the report,
+    which needs no Ray, is built meanwhile."""
+    import threading
+
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    thread = threading.Thread(target=ray.shutdown, name="crawlsift-ray-shutdown", daemon=True)
+    thread.start()
+    return thread
 
 
 def live_training(config: PipelineConfig, pending: list[InputFile], files: list[InputFile]) -> bool:
