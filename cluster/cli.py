@@ -1,9 +1,9 @@
 """``crawlsift``: the command line.
 
-    crawlsift run [--input GLOB ...] [--output DIR] [--config pipeline.yaml] [--stages a,b,c]
+    crawlsift run [--input GLOB ...] [--output DIR] [--config pipeline.yaml] [--recipe NAME] [--stages a,b,c] [--set S.P=V]
                   [--format jsonl|parquet|warc|wet] [--address ADDR] [--overwrite]
     crawlsift sample --output DIR [--docs N] [--seed S]
-    crawlsift stages
+    crawlsift stages | crawlsift recipes [NAME]
     crawlsift quality train --positive GLOB... --negative GLOB... --output model.bin
     crawlsift quality bootstrap --run OUT_DIR --output model.bin
     crawlsift train lm --input GLOB --output DIR [--arch tiny|small|base | --model DIR] [--tokenizer PATH] ...
@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from cluster.config import ConfigError, build_config, load_yaml, stage_catalogue
+from cluster.recipes import DEFAULT_RECIPE, RecipeError, describe_recipe, load_recipe, recipe_names
 
 SAMPLE_DIR = "crawlsift-sample"
 SAMPLE_OUTPUT = "crawlsift-out"  # also the default --output
@@ -38,7 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--input", action="append", metavar="GLOB", help="input path, glob or URI (repeatable)")
     run.add_argument("--output", metavar="DIR", help="output directory or URI")
     run.add_argument("--config", metavar="YAML", help="pipeline config file")
-    run.add_argument("--stages", metavar="A,B,C", help="run these stages with their defaults (overrides the config's)")
+    run.add_argument("--recipe", metavar="NAME|YAML",
+                     help=f"a named recipe ({', '.join(recipe_names())}; default {DEFAULT_RECIPE}) or a recipe file; "
+                          "see `crawlsift recipes`")
+    run.add_argument("--stages", metavar="A,B,C", help="run these stages with their defaults (overrides the config's and the recipe)")
+    run.add_argument("--set", action="append", metavar="STAGE.PARAM=VALUE", dest="settings",
+                     help="change one parameter of the recipe's (or --stages') stage, e.g. fineweb.char_duplicates_ratio=0.1 (repeatable)")
     run.add_argument("--format", choices=["auto", "jsonl", "parquet", "warc", "wet", "tsv"], help="input format (default: auto)")
     run.add_argument("--batch-size", type=int, help="documents per batch (default 10000)")
     run.add_argument("--address", help="join this Ray cluster ('auto' or ray://host:10001) instead of starting one")
@@ -52,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
 
     sub.add_parser("stages", help="list the registered stages and their parameters")
+    recipes = sub.add_parser("recipes", help="list the named recipes, or show one (stages, source, differences)")
+    recipes.add_argument("name", nargs="?", help="a recipe name or file")
 
     quality = sub.add_parser("quality", help="train a fastText quality model (train | bootstrap; see --help)")
     quality.add_argument("rest", nargs=argparse.REMAINDER)
@@ -181,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "stages":
             print(json.dumps(stage_catalogue(), indent=2, default=str))
             return 0
+        if args.command == "recipes":
+            return _recipes(args.name)
         if args.command == "quality":
             from train.quality import main as quality_main
 
@@ -247,6 +257,19 @@ def model_unavailable_line(exc: BaseException) -> str | None:
     return None
 
 
+def _recipes(name: str | None) -> int:
+    if name:
+        try:
+            print(describe_recipe(load_recipe(name)))
+        except RecipeError as exc:
+            raise ConfigError(str(exc)) from None
+        return 0
+    for n in recipe_names():
+        r = load_recipe(n)
+        print(f"{n:10} {r.title}{'  [default]' if n == DEFAULT_RECIPE else ''}\n{'':10} {' -> '.join(next(iter(s)) for s in r.stages)}")
+    return 0
+
+
 def _sample(output: str, docs: int, seed: int) -> int:
     from ingest.sample import write_sample
 
@@ -288,11 +311,13 @@ def _run(args) -> int:
         stages=[s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None,
         input_format=args.format,
         address=args.address,
+        recipe=args.recipe,
+        settings=args.settings,
     )
     if not args.quiet:
         print(
             f"crawlsift: {len(config.files)} input file(s), {sum(f.size for f in config.files) / 1e6:,.1f} MB "
-            f"-> {config.output}; stages: "
+            f"-> {config.output}; {'recipe ' + config.recipe + ', ' if config.recipe else ''}stages: "
             f"{', '.join(s.name for s in config.stages) or '(none)'}",
             file=sys.stderr,
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,18 +26,16 @@ from pathlib import Path
 
 import yaml
 
+from cluster.recipes import DEFAULT_RECIPE, RecipeError, apply_settings, load_recipe, parse_settings, recipe_stages
 from cluster.registry import STAGES, stage_class
 from filters.base import Stage
 from ingest.readers import (FORMATS, InputError, InputFile, InputSpec, check_remote_output, no_reader_for_any,
                             resolve_inputs)
 
-# The default recipe (FineWeb's order: language, Gopher repetition then quality, C4, FineWeb,
-# dedup, then PII), used by `crawlsift run` without --stages or a config.
-DEFAULT_STAGES = (
-    "normalize", "length", "langid", "gopher_repetition", "gopher_quality", "c4", "fineweb",
-    "exact_dedup", "minhash_dedup", "pii",
-)
-TOP_KEYS = {"input", "output", "stages", "batch_size", "parallelism", "ray", "train"}
+# The default recipe (cluster/recipes/fineweb.yaml: FineWeb's filters, order and parameters),
+# used by `crawlsift run` without --stages, --recipe or a config's stages.
+DEFAULT_STAGES = tuple(next(iter(spec)) for spec in load_recipe(DEFAULT_RECIPE).stages)
+TOP_KEYS = {"input", "output", "recipe", "set", "stages", "batch_size", "parallelism", "ray", "train"}
 
 
 class ConfigError(ValueError):
@@ -52,6 +51,8 @@ class PipelineConfig:
     parallelism: int | None = None
     ray_address: str | None = None
     files: list[InputFile] = field(default_factory=list)
+    # The recipe the stages came from (None: a stage list given by --stages or the config).
+    recipe: str | None = None
     # A ``train:`` section: a train lm job on this run's kept output, run after the filters (train.lm.LMConfig).
     train: object | None = None
 
@@ -68,6 +69,7 @@ class PipelineConfig:
         return {
             "input": dataclasses.asdict(self.input),
             "output": self.output,
+            "recipe": self.recipe,
             "stages": [{s.name: s.params()} for s in self.stages],
             "batch_size": self.batch_size,
             "parallelism": self.parallelism,
@@ -98,8 +100,13 @@ def build_config(
     input_format: str | None = None,
     address: str | None = None,
     resolve: bool = True,
+    recipe: str | None = None,
+    settings: list[str] | None = None,
 ) -> PipelineConfig:
-    """Validate a config mapping, with CLI flags taking precedence, into a PipelineConfig."""
+    """Validate a config mapping, with CLI flags taking precedence, into a PipelineConfig.
+    Stages: ``stages`` (names, with their defaults) > ``recipe`` > the config's ``stages`` > the
+    config's ``recipe`` > the default recipe; ``settings`` and the config's ``set`` then change
+    single parameters (``STAGE.PARAM=VALUE``)."""
     unknown = set(data) - TOP_KEYS
     if unknown:
         raise ConfigError(f"unknown key {sorted(unknown)[0]!r} at top level (expected one of: {', '.join(sorted(TOP_KEYS))})")
@@ -129,11 +136,27 @@ def build_config(
     if not out or not isinstance(out, str):
         raise ConfigError("no output: give output.path in the config or --output")
 
-    if stages is not None:
-        stage_specs = [{name: {}} for name in stages]
-    else:
-        stage_specs = data.get("stages", [{name: {}} for name in DEFAULT_STAGES])
-    built = _build_stages(stage_specs)
+    if data.get("recipe") is not None and data.get("stages") is not None:
+        raise ConfigError("give either recipe or stages in the config, not both "
+                          "(change a recipe's parameters with set: {STAGE.PARAM: VALUE})")
+    try:
+        chosen = parse_settings(_mapping(data.get("set"), "set")) | parse_settings(settings)
+        recipe_name = None
+        if stages is not None:
+            stage_specs = apply_settings([{name: {}} for name in stages], chosen, "--stages")
+        elif recipe is None and data.get("stages") is not None:
+            stage_specs = data["stages"]
+            if chosen:
+                if not isinstance(stage_specs, list):
+                    raise ConfigError("stages must be a list of one-key mappings, e.g. '- length: {min_chars: 1}'")
+                stage_specs = apply_settings(stage_specs, chosen, "the config's stages")
+        else:
+            picked = load_recipe(str(recipe or data.get("recipe") or DEFAULT_RECIPE))
+            recipe_name = picked.name
+            stage_specs = recipe_stages(picked, chosen)
+    except RecipeError as exc:
+        raise ConfigError(str(exc)) from None
+    built = _build_stages(stage_specs, f"recipe {recipe_name}" if recipe_name else None)
 
     batch_size = data.get("batch_size", 10_000)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -164,6 +187,7 @@ def build_config(
         batch_size=batch_size,
         parallelism=parallelism,
         ray_address=address or ray_data.get("address"),
+        recipe=recipe_name,
     )
     if resolve:
         try:
@@ -185,7 +209,7 @@ def _mapping(value, where: str) -> dict:
     return value
 
 
-def _build_stages(specs) -> list[Stage]:
+def _build_stages(specs, recipe: str | None = None) -> list[Stage]:
     if not isinstance(specs, list):
         raise ConfigError("stages must be a list of one-key mappings, e.g. '- length: {min_chars: 1}'")
     built = []
@@ -199,8 +223,25 @@ def _build_stages(specs) -> list[Stage]:
             cls = stage_class(name)
         except KeyError as exc:
             raise ConfigError(f"stages[{i}]: {exc.args[0]}") from None
-        built.append(_dataclass_from(cls, _mapping(params, f"stages[{i}].{name}"), f"stages[{i}].{name}"))
+        where = f"{recipe}: {name}" if recipe else f"stages[{i}].{name}"
+        built.append(_dataclass_from(cls, _mapping(params, where), where))
+        _warn_zero_thresholds(name, _mapping(params, where), where)
     return built
+
+
+# Stages ported from datatrove filters that test a threshold with ``if self.x and ...``: there 0
+# turns the rule off; here 0 is a live threshold (null turns a rule off). A config ported from
+# datatrove would silently reject (or keep) everything.
+_ZERO_MEANS_OFF_IN_DATATROVE = {"gopher_quality", "gopher_repetition"}
+
+
+def _warn_zero_thresholds(name: str, params: dict, where: str) -> None:
+    if name not in _ZERO_MEANS_OFF_IN_DATATROVE:
+        return
+    for key, value in params.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0 and key != "spaceless_threshold":
+            print(f"crawlsift: warning: {where}.{key} = 0 is a live threshold here (datatrove reads 0 as 'rule "
+                  f"off'); use null to turn the rule off", file=sys.stderr)
 
 
 def _dataclass_from(cls, values: dict, where: str):

@@ -103,6 +103,11 @@ def ship_models(data: dict, staging: Path) -> list[tuple[str, str]]:
             (name, params), = entry.items()
             if isinstance(params, dict) and isinstance(params.get("model_path"), str):
                 slots.append((params, "model_path", f"{i}-{name}"))
+    settings = data.get("set")
+    if isinstance(settings, dict):  # a recipe's model given as set: {quality.model_path: PATH}
+        for key, value in settings.items():
+            if str(key).endswith(".model_path") and isinstance(value, str):
+                slots.append((settings, key, f"set-{str(key).split('.', 1)[0]}"))
     for section, key in MODEL_KEYS:
         holder = data.get(section) if section else data
         if isinstance(holder, dict) and isinstance(holder.get(key), str):
