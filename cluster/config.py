@@ -224,7 +224,8 @@ def _build_stages(specs, recipe: str | None = None) -> list[Stage]:
         except KeyError as exc:
             raise ConfigError(f"stages[{i}]: {exc.args[0]}") from None
         where = f"{recipe}: {name}" if recipe else f"stages[{i}].{name}"
-        built.append(_dataclass_from(cls, _mapping(params, where), where))
+        stage = _dataclass_from(cls, _mapping(params, where), where)
+        built.append(stage.for_plan() if hasattr(stage, "for_plan") else stage)
         _warn_zero_thresholds(name, _mapping(params, where), where)
     return built
 

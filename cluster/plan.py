@@ -56,6 +56,12 @@ class GlobalMap(Stage):
     def __init__(self, stage: GlobalStage):
         self.stage = stage
         self.name = stage.name
+        # A map that scores with a model (quality's global top fraction) runs in an actor pool.
+        self.stateful, self.num_cpus, self.num_gpus = stage.stateful, stage.num_cpus, stage.num_gpus
+        self.model_path = getattr(stage, "model_path", "")
+
+    def setup(self) -> None:
+        self.stage.setup()
 
     def __call__(self, table: pa.Table) -> pa.Table:
         return self.stage.map(table)
@@ -312,8 +318,13 @@ def describe_plan(stages: list[Stage]) -> list[str]:
         if getattr(stage, "is_global", False):
             threshold = stage.verify_threshold()
             check = "" if threshold is None else f", candidates verified at true Jaccard >= {threshold:g}"
-            lines.append(op(pending + [f"{stage.name} keys", "write parts"]))
-            lines.append(f"{stage.name} reduce (hash shuffle on disk{check}, Ray tasks)")
+            if stage.stateful:  # a model scores the keys: an actor pool, then the parts written
+                if pending:
+                    lines.append(op(pending))
+                lines.append(f"{stage.name} keys + write parts (actor pool, {stage.num_cpus:g} CPU / {stage.num_gpus:g} GPU per actor)")
+            else:
+                lines.append(op(pending + [f"{stage.name} keys", "write parts"]))
+            lines.append(f"{stage.name} reduce ({stage.reduce_description}{check})")
             pending = [f"read parts + {stage.name} apply (one task per input file)"]
         elif stage.stateful:
             if pending:

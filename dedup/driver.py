@@ -31,6 +31,9 @@ def run_global_reduce(stage: GlobalStage, fs: pafs.FileSystem, parts: list[str],
     map_tasks = map_tasks or ray_tasks
     report = report or (lambda line: None)
     start = time.monotonic()
+    decided = stage.reduce_here(fs, parts, work_dir, file_keys, report)
+    if decided is not None:
+        return decided
 
     def done(step: str) -> None:
         report(f"[{time.monotonic() - start:7.1f}s] {stage.name} reduce: {step}")

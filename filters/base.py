@@ -165,6 +165,15 @@ class GlobalStage(Stage):
         the smallest order key of the member's cluster) -> decisions."""
         raise NotImplementedError
 
+    # What the CLI's plan line says the reduce is.
+    reduce_description: ClassVar[str] = "hash shuffle on disk, Ray tasks"
+
+    def reduce_here(self, fs, parts: list[str], work_dir: str, file_keys: dict[int, str], report) -> int | None:
+        """A reduce that needs no shuffle (one number over every document, e.g. a quantile): do
+        it here, write ``<work_dir>/decisions/<file key>/`` and return the rejections. None (the
+        default): the hash-shuffle reduce."""
+        return None
+
     def verify_threshold(self) -> float | None:
         """For a stage that ``resolves_globally``: the true Jaccard of two documents'
         ``shingle_sets`` that a candidate edge between them must reach before it may merge their

@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from filters.base import Stage, _scatter, _set_or_append, active_mask
+from filters.base import GlobalStage, Stage, _scatter, _set_or_append, active_mask
 
 HQ_LABEL = "__label__hq"
 LQ_LABEL = "__label__lq"
@@ -164,9 +164,20 @@ class QualityClassifier(Stage):
     * ``threshold`` (a P(hq) in [0, 1]): reject below it. Deterministic and reproducible; use it
       for production runs. A fixed probability is model-specific (DCLM's 0.018112 is the top-10%
       point of their OH-2.5+ELI5 model on their pool and means nothing for another model).
-    * ``keep_top`` (a fraction in (0, 1]): keep approximately the top fraction of the documents
-      this stage judges, as DCLM-Baseline keeps the top 10% (Li et al. 2024). **This is the
-      default (0.1) when neither is given.** A stage sees one batch at a time and must not gather
+    * ``keep_top`` (a fraction in (0, 1]): keep the top fraction of the documents this stage
+      judges, as DCLM-Baseline keeps the top 10% (Li et al. 2024). **This is the default (0.1)
+      when neither is given.** ``keep_top_mode``:
+
+      - ``global`` (default): in a run, the stage is a global stage (``QualityTopFraction``): every
+        document is scored and written once, the driver takes the exact top-``keep_top`` score of
+        all of them (``ceil(q * n)``-th largest; ties at the bar all kept) and stores it with the
+        run, and every document is judged against that one bar. Which documents survive is a
+        function of the documents alone: the same whatever the scheduling, the number of workers
+        or a resume. Cost: one more segment (the scored documents are written as parts and read
+        back, as for a dedup stage) and one float per document read by the driver.
+      - ``streaming`` (opt-in, and what a direct call on batches does): the estimate below.
+
+      Streaming: a stage sees one batch at a time and must not gather
       every score on one process, so each actor holds a ``ScoreSample`` (a bottom-k uniform
       sample of ``keep_top_sample`` scores keyed by a hash of the document id, see its
       docstring), adds each batch to it first and then judges the batch against the sample's
@@ -206,6 +217,7 @@ class QualityClassifier(Stage):
     keep_top: float | None = None
     positive_label: str = HQ_LABEL
     keep_top_sample: int = 20_000
+    keep_top_mode: str = "global"
 
     def __post_init__(self):
         if not self.model_path or not isinstance(self.model_path, str):
@@ -220,8 +232,15 @@ class QualityClassifier(Stage):
             raise ValueError(f"quality: keep_top must be a fraction in (0, 1], got {self.keep_top!r}")
         if isinstance(self.keep_top_sample, bool) or not isinstance(self.keep_top_sample, int) or self.keep_top_sample < 1:
             raise ValueError(f"quality: keep_top_sample must be a positive integer, got {self.keep_top_sample!r}")
+        if self.keep_top_mode not in ("global", "streaming"):
+            raise ValueError(f"quality: keep_top_mode must be 'global' or 'streaming', got {self.keep_top_mode!r}")
         object.__setattr__(self, "_model", None)
         object.__setattr__(self, "_sample", None)
+
+    def for_plan(self) -> Stage:
+        """The stage a run executes: ``QualityTopFraction`` for a global ``keep_top``, else this."""
+        kind, _ = self.rule
+        return QualityTopFraction(self) if kind == "keep_top" and self.keep_top_mode == "global" else self
 
     @property
     def rule(self) -> tuple[str, float]:
@@ -316,6 +335,92 @@ class QualityClassifier(Stage):
         table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
         table = _set_or_append(table, "quality_score", score_col)
         return _set_or_append(table, "quality_threshold", threshold_col)
+
+
+@dataclass(frozen=True)
+class QualityTopFraction(GlobalStage):
+    """``quality`` with ``keep_top`` over the whole run (``keep_top_mode: global``; see
+    ``QualityClassifier``): ``map`` scores the documents (``quality_score``; null for a document
+    with no text), the driver's reduce takes the exact top-``keep_top`` bar of every score and
+    writes it beside each input file's decisions, ``apply`` judges every document against it."""
+
+    name: ClassVar[str] = "quality"
+    stateful: ClassVar[bool] = True
+    num_cpus: ClassVar[float] = 1
+    apply_always: ClassVar[bool] = True
+    reduce_description: ClassVar[str] = "exact top-fraction bar of every score, in the driver"
+
+    classifier: QualityClassifier
+
+    def params(self) -> dict:
+        return self.classifier.params()
+
+    @property
+    def model_path(self) -> str:
+        return self.classifier.model_path
+
+    def setup(self) -> None:
+        self.classifier.setup()
+
+    def key_columns(self) -> list[str]:
+        return ["quality_score"]
+
+    def map(self, table: pa.Table) -> pa.Table:
+        mask = active_mask(table)
+        column = pa.nulls(table.num_rows, pa.float32())
+        if mask.any():
+            text = table.column("text") if mask.all() else table.column("text").filter(pa.array(mask))
+            scores, has_text = self.classifier._score(text)
+            column = _scatter(column, mask, pa.array(scores.astype(np.float32), pa.float32(), mask=~has_text))
+        return _set_or_append(table, "quality_score", column)
+
+    def reduce_here(self, fs, parts: list[str], work_dir: str, file_keys: dict[int, str], report) -> int:
+        """The bar: the ``ceil(q * n)``-th largest of the n scores of documents with text that
+        reached this stage; written as ``decisions/<file key>/bar.parquet`` for every input."""
+        import pyarrow.parquet as pq
+
+        scores = []
+        no_text = 0
+        for part in parts:
+            t = pq.read_table(part, columns=["rejected_by", "quality_score"], filesystem=fs)
+            active = t.filter(pc.is_null(t.column("rejected_by"))).column("quality_score")
+            no_text += active.null_count
+            scores.append(active.drop_null().to_numpy().astype(np.float32))
+        scores = np.concatenate(scores) if scores else np.empty(0, np.float32)
+        _, fraction = self.classifier.rule
+        n = len(scores)
+        if n == 0 or fraction >= 1.0:
+            bar = np.float32(0.0)
+        else:
+            k = min(n, max(1, int(np.ceil(fraction * n))))
+            bar = np.float32(np.partition(scores, n - k)[n - k])
+        rejected = int((scores < bar).sum()) + no_text
+        decisions_dir = f"{work_dir}/decisions"
+        bar_table = pa.table({"id": pa.array([""]), "quality_threshold": pa.array([bar], pa.float32())})
+        for key in set(file_keys.values()):
+            fs.create_dir(f"{decisions_dir}/{key}", recursive=True)
+            pq.write_table(bar_table, f"{decisions_dir}/{key}/bar.parquet", filesystem=fs)
+        if report:
+            report(f"quality: top {fraction:g} of {n:,} scored documents: bar {float(bar):.6f}; "
+                   f"{rejected:,} rejected ({no_text:,} without text)")
+        return rejected
+
+    def apply(self, table: pa.Table, decisions: pa.Table | None) -> pa.Table:
+        mask = active_mask(table)
+        n = table.num_rows
+        if decisions is None or decisions.num_rows == 0:
+            raise RuntimeError("quality: no top-fraction bar stored for this input; rerun with --overwrite")
+        bar = np.float32(decisions.column("quality_threshold")[0].as_py())
+        score = table.column("quality_score") if "quality_score" in table.column_names else pa.nulls(n, pa.float32())
+        values = score.to_numpy(zero_copy_only=False).astype(np.float32)  # null -> nan
+        has_text = ~np.isnan(values)
+        low = mask & (~has_text | (np.nan_to_num(values, nan=0.0) < bar))
+        reasons = pc.if_else(pa.array(low), pa.scalar("quality.low_score"), pa.scalar(None, pa.string()))
+        rejected = pc.coalesce(table.column("rejected_by"), reasons)
+        table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
+        filled = np.where(has_text, values, 0.0).astype(np.float32)
+        table = _set_or_append(table, "quality_score", pa.array(filled, pa.float32(), mask=~mask))
+        return _set_or_append(table, "quality_threshold", pa.array(np.full(n, bar, np.float32), pa.float32(), mask=~mask))
 
 
 def _model_exists(path: str) -> bool:

@@ -31,7 +31,6 @@ SMALL = {"bucket": 100_000}  # DCLM hyperparameters, but a 40 MB model instead o
 
 
 def batch(texts, rejected=None, ids=None):
-    n = len(texts)
     return batch_of(texts, rejected_by=rejected, ids=ids)
 
 
@@ -364,3 +363,46 @@ def test_model_classifier_config(minilm_models, tmp_path):
     assert ModelClassifier(model_path=minilm_models[1], device="cuda").num_gpus == 1.0  # no load at config time
     assert ModelClassifier(model_path=minilm_models[1]).num_gpus == 0.0
     assert ModelClassifier(model_path=minilm_models[1], device="cuda", gpus=0.25).num_gpus == 0.25
+
+
+def test_global_keep_top_is_exact_and_independent_of_batching(ray_local, trained, tmp_path):
+    """keep_top in a run (keep_top_mode global, the default): the kept set is exactly the documents
+    scoring at or above the ceil(q n)-th largest score of all of them, whatever the batch size (so
+    whatever scheduling or resume), and the stored bar is the one in every row."""
+    import math
+
+    import pyarrow.parquet as pq
+
+    from cluster.config import build_config
+    from cluster.run import run_pipeline
+    from filters.quality import QualityTopFraction
+
+    model, _ = trained
+    inputs = [str(CRAWL / "jsonl" / "dolma_cc_en_head-0091.jsonl.gz"), C4]
+    stages = [{"length": {"min_words": 20}}, {"quality": {"model_path": model, "keep_top": 0.3}}]
+    kept_sets = []
+    for batch_size in (97, 1000):
+        config = build_config({"stages": stages, "batch_size": batch_size}, inputs=inputs, output=str(tmp_path / f"b{batch_size}"))
+        assert isinstance(config.stages[1], QualityTopFraction)
+        summary = run_pipeline(config, progress=False)
+        out = tmp_path / f"b{batch_size}"
+        kept = pq.read_table(str(out / "kept"), columns=["id", "quality_score", "quality_threshold"])
+        rejected = pq.read_table(str(out / "rejected"), columns=["id", "rejected_by", "quality_score"])
+        judged = rejected.filter(pa.compute.equal(rejected.column("rejected_by"), "quality.low_score"))
+        scores = np.concatenate([kept.column("quality_score").to_numpy(), judged.column("quality_score").to_numpy()])
+        n = len(scores)
+        bar = np.sort(scores)[::-1][math.ceil(0.3 * n) - 1]
+        assert set(kept.column("quality_threshold").to_pylist()) == {bar}
+        assert (kept.column("quality_score").to_numpy() >= bar).all() and (judged.column("quality_score").to_numpy() < bar).all()
+        assert summary["kept"] == kept.num_rows >= math.ceil(0.3 * n)
+        assert summary["rejected"]["quality.low_score"] == judged.num_rows
+        kept_sets.append(set(kept.column("id").to_pylist()))
+    assert kept_sets[0] == kept_sets[1]
+
+    # The streaming estimate stays available: keep_top_mode streaming runs in the actor pool.
+    config = build_config({"stages": [stages[0], {"quality": {"model_path": model, "keep_top": 0.3,
+                                                              "keep_top_mode": "streaming"}}]},
+                          inputs=inputs, output=str(tmp_path / "streaming"))
+    assert isinstance(config.stages[1], QualityClassifier)
+    summary = run_pipeline(config, progress=False)
+    assert abs(summary["kept"] / (summary["kept"] + summary["rejected"]["quality.low_score"]) - 0.3) < 0.05
