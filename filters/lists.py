@@ -153,9 +153,23 @@ class URLFilter(_ListParams, Stage):
     * ``regexes`` / ``regexes_file``: Rust-syntax regexes (Polars), searched anywhere in the URL
       (anchor with ``^``/``$``), compiled into one alternation. Reason ``url_filter.regex``.
 
-    Rules apply in that order; inline lists and files add up. A document with a null URL is kept:
-    nothing says where it came from. With every list empty the stage keeps everything (no default
-    list ships: block lists are a policy choice and change daily).
+    * ``blocklist: ut1``: the UT1 blacklists' ``adult`` category (Université Toulouse 1 Capitole;
+      4.56M domains and 19.6k URLs, snapshot v0.3.0) as shipped inside the ``datatrove`` wheel
+      on PyPI, the list FineWeb's ``URLFilter`` applies: a host whose domain or a parent domain
+      is listed (``url_filter.domain``), or a URL listed without its scheme (``url_filter.url``;
+      datatrove compares the URL with its scheme to entries without one, so its URL rule never
+      fires). Loaded once per worker process from the installed package (never pickled into
+      tasks), hashed to 64 bits and looked up by binary search. The lists are published under
+      CC BY-SA 4.0 by UT1; datatrove's code is Apache-2.0.
+    * ``fineweb_url_words``: FineWeb's word rules on the URL, with datatrove's bundled lists: a
+      banned word among the URL's alphanumeric runs (``url_filter.banned_word``; case-sensitive
+      as datatrove), at least ``soft_word_threshold`` (2) distinct soft-banned words
+      (``url_filter.soft_banned_words``), a banned sub-word inside the URL lower-cased with
+      everything but letters and digits removed (``url_filter.banned_subword``).
+
+    Rules apply in that order (domain, url, words, then substrings and regexes); inline lists and
+    files add up. A document with a null URL is kept: nothing says where it came from. With every
+    list empty the stage keeps everything.
     """
 
     name = "url_filter"
@@ -167,8 +181,16 @@ class URLFilter(_ListParams, Stage):
     regexes: tuple[str, ...] = ()
     regexes_file: str | None = None
     case_sensitive_substrings: bool = False
+    blocklist: str | None = None
+    fineweb_url_words: bool = False
+    soft_word_threshold: int = 2
 
     def __post_init__(self):
+        if self.blocklist not in (None, "ut1"):
+            raise ValueError(f"url_filter.blocklist: {self.blocklist!r} is not a bundled list (known: ut1)")
+        if (self.blocklist or self.fineweb_url_words) and datatrove_assets() is None:
+            raise ValueError("url_filter: the UT1 list and FineWeb's URL words ship inside the datatrove package; "
+                             "pip install datatrove")
         domains = _entries(self.name, "domains", self.domains, self.domains_file)
         substrings = _entries(self.name, "substrings", self.substrings, self.substrings_file)
         regexes = _entries(self.name, "regexes", self.regexes, self.regexes_file)
@@ -187,10 +209,24 @@ class URLFilter(_ListParams, Stage):
             _lists_digest=_digest(domains, substrings, regexes),
         )
 
+    def setup(self) -> None:
+        """Load the bundled lists once per worker process (1-2 s for UT1's 4.56M domains)."""
+        if self.blocklist:
+            _ut1()
+        if self.fineweb_url_words:
+            _fineweb_words()
+
     def rules(self, urls: pl.Series) -> tuple[list[tuple[str, pl.Series]], dict]:
         rules: list[tuple[str, pl.Series]] = []
-        if len(self._hosts):
-            rules.append(("domain", self._domain_hit(url_hosts(urls))))
+        hosts = url_hosts(urls) if len(self._hosts) or self.blocklist else None
+        if len(self._hosts) or self.blocklist:
+            hit = self._domain_hit(hosts) if len(self._hosts) else pl.Series([False] * len(urls))
+            if self.blocklist:
+                hit = hit | _bundled_domain_hit(hosts)
+            rules.append(("domain", hit))
+            rules.append(("url", _bundled_url_hit(urls)))
+        if self.fineweb_url_words:
+            rules += _fineweb_url_word_rules(urls, self.soft_word_threshold)
         if self._substrings:
             rules.append(("substring", urls.str.contains_any(self._substrings, ascii_case_insensitive=not self.case_sensitive_substrings)))
         if self._regex is not None:
@@ -209,6 +245,93 @@ class URLFilter(_ListParams, Stage):
 
     def __call__(self, table: pa.Table) -> pa.Table:
         return _judge(self, table, "url", self.rules, {})
+
+
+# --- the bundled lists (datatrove's wheel) -------------------------------------------------------
+
+_BUNDLED: dict[str, object] = {}  # per worker process: the lists, loaded on first use
+
+
+def datatrove_assets() -> Path | None:
+    """The ``assets`` folder of the installed datatrove package (UT1 lists, FineWeb's URL words)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("datatrove")
+    if spec is None or not spec.origin:
+        return None
+    assets = Path(spec.origin).parent / "assets"
+    return assets if (assets / UT1_ARCHIVE).is_file() else None
+
+
+UT1_ARCHIVE = "url_filterblacklistsv0_3_0.tar.gz"
+
+
+def _hash64(values: pl.Series) -> np.ndarray:
+    return values.hash(seed=17).to_numpy()
+
+
+def _ut1() -> tuple[np.ndarray, np.ndarray, int]:
+    """(sorted hashes of the listed domains, sorted hashes of the listed URLs, deepest domain)."""
+    if "ut1" not in _BUNDLED:
+        import tarfile
+
+        with tarfile.open(datatrove_assets() / UT1_ARCHIVE, "r:gz") as tar:
+            members = {m.name.rsplit("/", 1)[-1]: m for m in tar.getmembers()}
+            lists = {}
+            for name in ("domains", "urls"):
+                raw = tar.extractfile(members[name]).read()
+                lists[name] = pl.Series(raw.decode("utf-8", "replace").split("\n")).str.strip_chars()
+                lists[name] = lists[name].filter(lists[name].str.len_bytes() > 0)
+        domains = lists["domains"].str.to_lowercase().str.strip_chars_end(".")
+        depth = int(domains.str.count_matches(".", literal=True).max() or 0) + 1
+        _BUNDLED["ut1"] = (np.sort(_hash64(domains)), np.sort(_hash64(lists["urls"])), depth)
+    return _BUNDLED["ut1"]
+
+
+def _in_sorted(values: np.ndarray, table: np.ndarray) -> np.ndarray:
+    at = np.searchsorted(table, values)
+    return table[np.minimum(at, len(table) - 1)] == values
+
+
+def _bundled_domain_hit(hosts: pl.Series) -> pl.Series:
+    domains, _, depth = _ut1()
+    valid = hosts.is_not_null().to_numpy()
+    hit = _in_sorted(_hash64(hosts), domains) & valid
+    most = min(depth, int(hosts.str.count_matches(".", literal=True).max() or 0))
+    for labels_off in range(1, most + 1):
+        parent = hosts.str.splitn(".", labels_off + 1).struct.field(f"field_{labels_off}")
+        hit |= _in_sorted(_hash64(parent), domains) & parent.is_not_null().to_numpy()
+    return pl.Series(hit)
+
+
+def _bundled_url_hit(urls: pl.Series) -> pl.Series:
+    _, listed, _ = _ut1()
+    bare = urls.str.strip_chars().str.replace(r"^[A-Za-z][A-Za-z0-9+.\-]*://", "")
+    return pl.Series(_in_sorted(_hash64(bare), listed) & bare.is_not_null().to_numpy())
+
+
+def _fineweb_words() -> tuple[list[str], list[str], list[str]]:
+    """datatrove's banned words, soft-banned words and banned sub-words, normalised as it does."""
+    if "words" not in _BUNDLED:
+        import re
+
+        def read(name: str) -> list[str]:
+            lines = (datatrove_assets() / name).read_text(encoding="utf-8").splitlines()
+            return sorted({re.sub(r"[^a-zA-Z0-9]+", "", x).lower() for x in lines if x and x[0] != "#"} - {""})
+
+        _BUNDLED["words"] = (read("banned_words.txt"), read("soft_banned_words.txt"), read("banned_subwords.txt"))
+    return _BUNDLED["words"]
+
+
+def _fineweb_url_word_rules(urls: pl.Series, soft_threshold: int) -> list[tuple[str, pl.Series]]:
+    banned, soft, subwords = _fineweb_words()
+    words = urls.str.extract_all(r"[a-zA-Z0-9]+").list.unique()
+    frame = pl.DataFrame({"w": words})
+    hard = frame.select(pl.col("w").list.eval(pl.element().is_in(banned)).list.any()).to_series()
+    soft_count = frame.select(pl.col("w").list.eval(pl.element().is_in(soft)).list.sum()).to_series()
+    squeezed = urls.str.replace_all(r"[^a-zA-Z0-9]+", "").str.to_lowercase()
+    return [("banned_word", hard), ("soft_banned_words", soft_count >= soft_threshold),
+            ("banned_subword", squeezed.str.contains_any(subwords))]
 
 
 # --- flagged words -------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ def test_default_is_fineweb_with_c4_terminal_punctuation_off():
     config = build_config({}, inputs=["unused"], output="unused", resolve=False)
     assert config.recipe == "fineweb" and config.describe()["recipe"] == "fineweb"
     names = [s.name for s in config.stages]
-    assert names == ["langid", "gopher_repetition", "gopher_quality", "c4", "fineweb", "minhash_dedup", "pii"]
+    assert names == ["url_filter", "langid", "gopher_repetition", "gopher_quality", "c4", "fineweb", "minhash_dedup", "pii"]
+    assert config.stages[0].blocklist == "ut1" and config.stages[0].fineweb_url_words
     c4 = config.stages[names.index("c4")]
     assert c4.filter_no_terminal_punct is False
     assert config.stages[names.index("pii")].types == ("email", "ip")
