@@ -7,6 +7,7 @@ from dedup.lines import LineDedup
 from dedup.near import MinHashDedup
 from filters.base import Stage
 from filters.c4 import C4Filter
+from filters.decontam import Decontaminate
 from filters.fineweb import FineWebFilter
 from filters.gopher import GopherQualityFilter, GopherRepetitionFilter
 from filters.langid import LanguageID
@@ -24,6 +25,7 @@ STAGES: dict[str, type[Stage]] = {
         LengthFilter,
         URLFilter,
         WordFilter,
+        Decontaminate,
         PIIRedaction,
         GopherRepetitionFilter,
         GopherQualityFilter,
