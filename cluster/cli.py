@@ -10,6 +10,7 @@
     crawlsift train classifier --input GLOB --label-field NAME --output DIR [--regression] ...
     crawlsift ablate --input GLOB --output DIR [--kept DIR] ...
     crawlsift report OUTPUT_DIR [-o FILE] | crawlsift report --compare RUN_A RUN_B [-o FILE]
+    crawlsift export RUN_DIR --format megatron --output PREFIX [--tokenizer tokenizer.json]
     crawlsift audit --input GLOB --label-field NAME --output DIR [...]
     crawlsift bench [...]
 
@@ -81,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     add_submit_flags(sub.add_parser("submit", help="run a pipeline on a Ray cluster as a detached job (Job Submission API)"))
     add_jobs_flags(sub.add_parser("jobs", help="list | status | logs | stop the cluster's jobs"))
 
+    export = sub.add_parser("export", help="a run's kept documents as tokenised Megatron .bin/.idx shards (see --help)")
+    export.add_argument("rest", nargs=argparse.REMAINDER)
     report = sub.add_parser("report", help="rebuild a run's report.html, or --compare two runs (see --help)")
     report.add_argument("rest", nargs=argparse.REMAINDER)
 
@@ -143,13 +146,15 @@ def _train_lm(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     extra: list[str] = []
-    if argv[:1] in (["bench"], ["quality"], ["audit"], ["report"]):  # their own parsers take every following argument
+    if argv[:1] in (["bench"], ["quality"], ["audit"], ["report"], ["export"]):  # their own parsers take every following argument
         from audit.cli import main as audit_main
         from bench.__main__ import main as bench_main
         from report.cli import main as report_main
+        from train.export import main as export_main
         from train.quality import main as quality_main
 
-        own = {"bench": bench_main, "quality": quality_main, "audit": audit_main, "report": report_main}[argv[0]]
+        own = {"bench": bench_main, "quality": quality_main, "audit": audit_main, "report": report_main,
+               "export": export_main}[argv[0]]
         try:
             return own(argv[1:])
         except ConfigError as exc:

@@ -17,6 +17,7 @@ from filters.model_classifier import ModelClassifier
 from filters.normalize import Normalize
 from filters.pii import PIIRedaction
 from filters.quality import QualityClassifier
+from filters.tokens import TokenCount
 
 STAGES: dict[str, type[Stage]] = {
     cls.name: cls
@@ -37,6 +38,7 @@ STAGES: dict[str, type[Stage]] = {
         ExactDedup,
         MinHashDedup,
         LineDedup,
+        TokenCount,
     )
 }
 

@@ -525,6 +525,7 @@ def write_summary(config: PipelineConfig, out: OutputDir, files: list[InputFile]
         "repaired": dict(sorted(account["repaired"].items())),
         "bytes_in": account["bytes_in"],
         "bytes_kept": account["bytes_kept"],
+        **{k: account[k] for k in ("tokens_kept", "tokens_counted") if k in account},
         "wall_seconds": round(wall_seconds, 3),
         "stages": _stage_account(config, account),
         "config": config.describe(),
@@ -594,6 +595,8 @@ def account_table(summary: dict) -> str:
         lines.append(f"{'repaired, kept flowing':<40}{sum(summary['repaired'].values()):>12,}")
     mb_in, mb_kept = summary["bytes_in"] / 1e6, summary["bytes_kept"] / 1e6
     lines.append(f"{'text MB in / kept':<40}{mb_in:>12,.1f}{mb_kept:>9,.1f}")
+    if "tokens_kept" in summary:
+        lines.append(f"{'tokens counted / kept':<40}{summary['tokens_counted']:>12,}{summary['tokens_kept']:>9,}")
     lines.append("")
     lines.append(f"{'stage':<24}{'docs in':>12}{'rejected':>12}{'seconds':>10}")
     for name, s in summary["stages"].items():

@@ -188,6 +188,7 @@ def _write_group(group: pa.Table, out: OutputDir, file_key: str, path: str) -> d
         "repaired": dict(Counter(e["reason"] for e in errors if e["action"] == "repaired")),
         "bytes_in": int(text_bytes[is_document].sum()),
         "bytes_kept": int(text_bytes[kept_mask].sum()),
+        **_token_totals(group, kept_mask),
         "stage_seconds": {
             name[len(STAGE_SECONDS_PREFIX) :]: float(pc.sum(group.column(name)).as_py() or 0.0)
             for name in group.column_names
@@ -202,6 +203,14 @@ def _write_group(group: pa.Table, out: OutputDir, file_key: str, path: str) -> d
         "last_seq": int(seq[last].max()) if last.any() else -1,
         "account": json.dumps(account),
     }
+
+
+def _token_totals(group: pa.Table, kept_mask: np.ndarray) -> dict:
+    """``tokens_kept`` / ``tokens_counted`` when the ``tokens`` stage ran."""
+    if "tokens" not in group.column_names:
+        return {}
+    tokens = pc.fill_null(group.column("tokens"), 0).to_numpy(zero_copy_only=False)
+    return {"tokens_kept": int(tokens[kept_mask].sum()), "tokens_counted": int(tokens.sum())}
 
 
 def _error_records(group: pa.Table, path: str) -> list[dict]:
@@ -242,10 +251,14 @@ def merge_accounts(accounts) -> dict:
         "bytes_kept": 0,
         "stage_seconds": Counter(),
     }
+    tokens: Counter = Counter()  # only when the tokens stage ran
     for account in accounts:
         for key, value in account.items():
             if isinstance(total.get(key), Counter):
                 total[key].update(value)
+            elif key in ("tokens_kept", "tokens_counted"):
+                tokens[key] += value
             elif key in total:
                 total[key] += value
+    total.update(tokens)
     return {k: dict(v) if isinstance(v, Counter) else v for k, v in total.items()}
