@@ -117,6 +117,13 @@ def _tools(texts: list[str]) -> dict:
             m.update(python_shingles(text))
             m.digest()
 
+    def datasketch_xxh64():
+        import xxhash
+
+        for text in texts:
+            m = MinHash(num_perm=NUM_PERM, hashfunc=xxhash.xxh64_intdigest)
+            m.update_batch([s.encode("utf-8") for s in python_shingles(text)])
+
     def rensa_bulk():
         for i in range(0, len(texts), BATCH):
             RMinHash.digest_matrix_from_token_sets([python_shingles(t) for t in texts[i : i + BATCH]], NUM_PERM, 1)
@@ -126,6 +133,7 @@ def _tools(texts: list[str]) -> dict:
         "datasketch MinHash(112) per doc, update_batch": (datasketch, "Python shingling, default sha1 hashfunc (datasketch 2.x, affine32)"),
         "rensa RMinHash(112) per doc": (rensa, "same Python shingling"),
         "rensa digest_matrix_from_token_sets (bulk)": (rensa_bulk, f"same Python shingling, rensa's bulk API, {BATCH}-doc batches"),
+        "datasketch MinHash(112, hashfunc=xxh64) per doc": (datasketch_xxh64, "datasketch's fast configuration: xxhash's xxh64 instead of sha1"),
     }
 
 
@@ -204,6 +212,80 @@ def throughput(docs: int, repeat: int) -> list[dict]:
     for name in exact:
         add(name, texts, best[name])
     return rows
+
+
+def end_to_end(docs: int) -> dict:
+    """Near-duplicate removal end to end on the same documents, one core: crawlsift's
+    ``minhash_dedup`` as the ``fineweb`` recipe runs it (datatrove's text normalisation, 5-grams,
+    14 x 8) -- signatures and band keys, candidate pairs, clusters -- and datatrove's FineWeb MinHash
+    pipeline (``MinhashDedupSignature -> MinhashDedupBuckets -> MinhashDedupCluster ->
+    MinhashDedupFilter``, ``LocalPipelineExecutor`` with one worker; the buckets step as 14 tasks, as it requires), with the documents removed by
+    each and how many both remove. Runs in a fresh process pinned to one core."""
+    import logging
+    import tempfile
+
+    import numpy as np
+    import pyarrow as pa
+    from datatrove.data import Document
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup import (MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter,
+                                          MinhashDedupSignature)
+    from datatrove.pipeline.dedup.minhash import MinhashConfig
+    from datatrove.utils.logging import logger as dt_logger
+
+    from dedup.components import near_duplicates
+    from dedup.near import MinHashDedup
+
+    dt_logger.remove()
+    logging.disable(logging.INFO)
+    texts = real_texts(docs)
+    table = pa.table({"text": pa.array(texts, pa.large_string()), "rejected_by": pa.nulls(len(texts), pa.string())})
+    stage = MinHashDedup(normalize_text=True)
+    stage.map(table.slice(0, 100))  # warm: compiled kernels, Unicode tables
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    keys = stage.map(table).column("minhash_dedup_bands").combine_chunks()
+    valid = keys.is_valid().to_numpy(zero_copy_only=False)
+    bands = np.zeros((len(texts), BANDS), dtype=np.uint64)
+    bands[valid] = keys.drop_null().flatten().to_numpy().reshape(-1, BANDS)
+    keep = near_duplicates(bands, valid=valid)
+    ours_cpu, ours_wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    ours_removed = {i for i, root in enumerate(keep) if root != i}
+
+    documents = [Document(text=t, id=str(i)) for i, t in enumerate(texts)]
+    config = MinhashConfig(n_grams=NGRAM, num_buckets=BANDS, hashes_per_bucket=ROWS)
+    with tempfile.TemporaryDirectory(prefix="bench-dt-minhash-") as tmp:
+        def run(pipeline, name, tasks=1):
+            LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=1, logging_dir=f"{tmp}/logs/{name}").run()
+
+        kept_ids = []
+
+        def collect(data, rank=0, world_size=1):
+            for doc in data:
+                kept_ids.append(doc.id)
+                yield doc
+
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        run([documents, MinhashDedupSignature(output_folder=f"{tmp}/sigs", config=config)], "sigs")
+        # One task per bucket, as datatrove requires (run one after another on this core).
+        run([MinhashDedupBuckets(input_folder=f"{tmp}/sigs", output_folder=f"{tmp}/buckets", config=config)], "buckets", BANDS)
+        run([MinhashDedupCluster(input_folder=f"{tmp}/buckets", output_folder=f"{tmp}/remove", config=config)], "cluster")
+        run([documents, MinhashDedupFilter(input_folder=f"{tmp}/remove"), collect], "filter")
+        theirs_cpu, theirs_wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    theirs_removed = set(range(len(texts))) - {int(i) for i in kept_ids}
+    return {"documents": len(texts), "mb": _mb(texts),
+            "crawlsift": {"cpu_seconds": round(ours_cpu, 3), "wall_seconds": round(ours_wall, 3), "removed": len(ours_removed)},
+            "datatrove": {"cpu_seconds": round(theirs_cpu, 3), "wall_seconds": round(theirs_wall, 3), "removed": len(theirs_removed)},
+            "removed_by_both": len(ours_removed & theirs_removed),
+            "speedup_wall": round(theirs_wall / ours_wall, 1)}
+
+
+def format_end_to_end(r: dict) -> str:
+    c, d = r["crawlsift"], r["datatrove"]
+    return (f"\nEnd to end, {r['documents']:,} real documents ({r['mb']:.1f} MB), one core: crawlsift minhash_dedup "
+            f"(fineweb recipe settings) {c['wall_seconds']:.2f} s wall, {c['removed']:,} removed; datatrove's FineWeb MinHash "
+            f"stages {d['wall_seconds']:.2f} s wall, {d['removed']:,} removed ({r['speedup_wall']}x); removed by both "
+            f"{r['removed_by_both']:,}")
 
 
 def peak_memory(tool: str, docs: int) -> dict:
@@ -462,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="timing rounds; the best is reported (default 2)")
     parser.add_argument("--quality-docs", type=int, default=1500, help="real documents given an edited copy (default 1500)")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--end-to-end-docs", type=int, default=5000,
+                        help="documents for the end-to-end comparison with datatrove's MinHash stages (default 5000)")
     parser.add_argument("--json", default="bench/results/dedup.json")
     args = parser.parse_args(argv)
 
@@ -488,6 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         "vs_rensa": round(ours / by[tools[2]]["docs_per_s_per_core"], 2),
         "vs_rensa_bulk": round(ours / by[tools[3]]["docs_per_s_per_core"], 2),
         "vs_datasketch_english_like": round(ours_en / by[tools[1] + " [English-like docs]"]["docs_per_s_per_core"], 1),
+        "vs_datasketch_xxh64": round(ours / by[rows[4]["name"]]["docs_per_s_per_core"], 1),
     }
     print()
     print(format_table(rows))
@@ -495,6 +580,10 @@ def main(argv: list[str] | None = None) -> int:
           f"({speedup['vs_datasketch_english_like']}x on the English-like documents), {speedup['vs_rensa']}x rensa per doc, "
           f"{speedup['vs_rensa_bulk']}x rensa bulk. Rates are per CPU-second of one pinned process (best of {args.repeat} "
           "interleaved rounds); wall seconds are in the JSON.", flush=True)
+
+    print(f"datasketch's fast configuration (hashfunc=xxh64): crawlsift is {speedup['vs_datasketch_xxh64']}x it.", flush=True)
+    peers = in_fresh_process(end_to_end, min(args.docs, args.end_to_end_docs))
+    print(format_end_to_end(peers), flush=True)
 
     quality_out = None
     if not args.skip_quality:
@@ -511,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         "curve": curve,
         "throughput": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
         "speedup": speedup,
+        "end_to_end": peers,
         "quality": quality_out,
     }
     path = Path(args.json)
