@@ -28,13 +28,14 @@ import pyarrow as pa
 
 from dedup.components import shingle_sets, star_edges
 from dedup.minhash import has_shingles, lsh_band_keys, minhash_signatures, shingle_hashes, threshold_curve
-from filters.base import GlobalStage, _scatter, _set_or_append, active_mask
+from filters.base import GlobalStage, scatter, set_column, active_mask
+from filters.text import SPACELESS_CHAR
 
 REASON = "minhash_dedup.duplicate"
 # datatrove's NUMBERS_PATTERN (utils/text.py): digits of any script, one decimal part.
 NUMBERS = r"\p{Nd}+([.,،٫⎖⎗⎘]\p{Nd}+)?"
 # Scripts written without spaces between words (as filters.gopher's space-less test).
-SPACELESS_CHAR = r"([\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\p{Tibetan}])"
+SPACELESS_CAPTURE = f"({SPACELESS_CHAR})"  # each such character becomes " $1 "
 
 
 @functools.cache
@@ -82,7 +83,7 @@ def shingle_text(texts: pa.Array | pa.ChunkedArray, normalize_text: bool, spacel
         # Only the documents that hold such a character are rewritten (a scan costs ~1 ms per MB).
         rows = series.str.contains(SPACELESS_CHAR).fill_null(False).arg_true()
         if len(rows):
-            series = series.scatter(rows, series.gather(rows).str.replace_all(SPACELESS_CHAR, " $1 "))
+            series = series.scatter(rows, series.gather(rows).str.replace_all(SPACELESS_CAPTURE, " $1 "))
     return series.to_arrow()
 
 FILE_SHIFT = 40  # order key = _file << 40 | _seq: unique and in input order for 2^40 rows per file
@@ -178,8 +179,8 @@ class MinHashDedup(GlobalStage):
             # Documents without a shingle all share one signature: they are no one's duplicate.
             empty = pa.array(~has_shingles(offsets))
             values = pa.FixedSizeListArray.from_arrays(pa.array(keys.ravel()), self.bands, mask=empty)
-        column = _scatter(pa.nulls(table.num_rows, list_type), mask, values)
-        return _set_or_append(table, "minhash_dedup_bands", column)
+        column = scatter(pa.nulls(table.num_rows, list_type), mask, values)
+        return set_column(table, "minhash_dedup_bands", column)
 
     def shuffle_rows(self, keys: pa.Table) -> pa.Table:
         frame = pl.from_arrow(keys).filter(pl.col("minhash_dedup_bands").is_not_null())

@@ -20,6 +20,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from filters.text import spaceless_by_script
+
 
 class Stage:
     """Base of every stage. Subclasses are frozen dataclasses whose fields are the parameters."""
@@ -83,17 +85,17 @@ class RuleFilter(Stage):
             for rule, expr in reversed(self.rules()):
                 reason = pl.when(expr).then(pl.lit(f"{self.name}.{rule}")).otherwise(reason)
             out = frame.select(reason.alias("reason"), **self.annotations())
-            reasons = _scatter(reasons, mask, out.get_column("reason").to_arrow())
+            reasons = scatter(reasons, mask, out.get_column("reason").to_arrow())
             for name, t in self.annotation_types.items():
-                annotations[name] = _scatter(annotations[name], mask, out.get_column(name).to_arrow().cast(t))
+                annotations[name] = scatter(annotations[name], mask, out.get_column(name).to_arrow().cast(t))
         rejected = pc.coalesce(table.column("rejected_by"), reasons)
         table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
         for name, values in annotations.items():
-            table = _set_or_append(table, name, values)
+            table = set_column(table, name, values)
         return table
 
 
-def _scatter(base: pa.Array, mask: np.ndarray, values: pa.Array) -> pa.Array:
+def scatter(base: pa.Array, mask: np.ndarray, values: pa.Array) -> pa.Array:
     """``base`` with its masked rows replaced by ``values`` (one per True in ``mask``, in order).
     Types ``replace_with_mask`` lacks a kernel for (fixed-size lists) go through ``take``."""
     values = pa.array(values) if not isinstance(values, (pa.Array, pa.ChunkedArray)) else values
@@ -111,7 +113,28 @@ def _scatter(base: pa.Array, mask: np.ndarray, values: pa.Array) -> pa.Array:
         return scattered if base.null_count == len(base) else pc.if_else(pa.array(mask), scattered, base)
 
 
-def _set_or_append(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+def judge_active(table: pa.Table, compute, types: dict[str, pa.DataType], columns: tuple[str, ...] = ("text",)) -> pa.Table:
+    """The pattern every stage that is not a ``RuleFilter`` repeats: take the rows nobody rejected
+    yet (``active_mask``; only ``columns``), let ``compute(rows) -> {column: values for those
+    rows}`` judge them, and scatter each column back with nulls on the other rows. A returned
+    ``rejected_by`` is coalesced with the table's (an earlier rejection stands); every column in
+    ``types`` is written, as nulls when no row is active, so all batches share one schema."""
+    mask = active_mask(table)
+    out = {name: pa.nulls(table.num_rows, t) for name, t in types.items()}
+    if mask.any():
+        rows = table.select(list(columns))
+        computed = compute(rows if mask.all() else rows.filter(pa.array(mask)))
+        for name, values in computed.items():
+            out[name] = scatter(out.get(name, pa.nulls(table.num_rows, types.get(name, pa.string()))), mask, values)
+    if "rejected_by" in out:
+        rejected = pc.coalesce(table.column("rejected_by"), out.pop("rejected_by"))
+        table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
+    for name, values in out.items():
+        table = set_column(table, name, values)
+    return table
+
+
+def set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
     index = table.schema.get_field_index(name)
     if index >= 0:
         return table.set_column(index, name, values)
@@ -197,5 +220,82 @@ class GlobalStage(Stage):
         for name, values in taken.items():
             base = table.column(name) if name in table.column_names else pa.nulls(table.num_rows, values.type)
             merged = pc.if_else(hit, values, base)
-            table = _set_or_append(table, name, merged)
+            table = set_column(table, name, merged)
         return table
+
+
+class LanguageAwareFilter(RuleFilter):
+    """A ``RuleFilter`` that (1) also hands ``prepare`` the ``lang`` column when the table has one
+    and the stage's ``word_languages`` parameter is set (``lang`` is not copied otherwise), and (2)
+    may rewrite ``text``: when
+    ``rewrite_column`` names a column that ``prepare`` adds, its value replaces ``text`` on the rows
+    this stage judged and kept. Rows rejected (now or before) keep their text."""
+
+    rewrite_column: ClassVar[str | None] = None
+    # Columns besides ``text`` that ``prepare`` reads when the batch has them (``lang``, from langid).
+    optional_columns: ClassVar[tuple[str, ...]] = ("lang",)
+
+    def _input_columns(self, table: pa.Table) -> list[str]:
+        optional = self.optional_columns if getattr(self, "word_languages", None) is not None else ()
+        return ["text"] + [c for c in optional if c in table.column_names]
+
+    def spaceless(self, text: pl.Expr, frame_columns: list[str], by_script: pl.Expr | None = None) -> pl.Expr:
+        """Where the word rules are off: by the ``lang`` column when it is given and the stage lists
+        ``word_languages`` (a language not listed is exempt; a null ``lang`` falls back to the
+        script), else by script (``spaceless_threshold``; ``by_script`` if already computed)."""
+        if by_script is None:
+            by_script = spaceless_by_script(text, getattr(self, "spaceless_threshold", None))
+        languages = getattr(self, "word_languages", None)
+        if languages is None or "lang" not in frame_columns:
+            return by_script
+        lang = pl.col("lang")
+        return pl.when(lang.is_null()).then(by_script).otherwise(~lang.is_in(list(languages)))
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        mask = active_mask(table)
+        rows = np.flatnonzero(mask)
+        n = table.num_rows
+        reasons = pa.nulls(n, pa.string())
+        annotations = {name: pa.nulls(n, t) for name, t in self.annotation_types.items()}
+        text = None
+        if len(rows):
+            judged = table.select(self._input_columns(table))
+            if len(rows) != n:
+                judged = judged.take(rows)
+            frame = self.prepare(pl.from_arrow(judged))
+            reason = pl.lit(None, dtype=pl.String)
+            for rule, expr in reversed(self.rules()):
+                reason = pl.when(expr).then(pl.lit(f"{self.name}.{rule}")).otherwise(reason)
+            extra = {"_rewrite": pl.col(self.rewrite_column)} if self.rewrite_column else {}
+            out = frame.select(reason.alias("reason"), **self.annotations(), **extra)
+            reason_values = out.get_column("reason").to_arrow()
+            reasons = scatter(reasons, mask, reason_values)
+            for name, t in self.annotation_types.items():
+                annotations[name] = scatter(annotations[name], mask, out.get_column(name).to_arrow().cast(t))
+            if self.rewrite_column:
+                kept_here = out.get_column("reason").is_null()
+                if kept_here.any():
+                    rewrite_mask = np.zeros(n, dtype=bool)
+                    rewrite_mask[rows[kept_here.to_numpy()]] = True
+                    old = table.column("text")
+                    new = out.filter(kept_here).get_column("_rewrite").to_arrow().cast(old.type)
+                    text = pc.replace_with_mask(old.combine_chunks(), pa.array(rewrite_mask), new)
+        rejected = pc.coalesce(table.column("rejected_by"), reasons)
+        table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
+        if text is not None:
+            table = table.set_column(table.schema.get_field_index("text"), "text", text)
+        for name, values in annotations.items():
+            table = set_column(table, name, values)
+        return table
+
+
+def check_language_params(stage) -> None:
+    """Shared validation of ``word_languages`` and ``spaceless_threshold`` (c4, fineweb)."""
+    languages = stage.word_languages
+    if languages is not None:
+        if isinstance(languages, str) or not all(isinstance(x, str) and x for x in languages):
+            raise ValueError(f"word_languages must be a list of language codes (e.g. ['en', 'de']), got {languages!r}")
+        object.__setattr__(stage, "word_languages", tuple(languages))
+    threshold = stage.spaceless_threshold
+    if threshold is not None and not (0 < threshold <= 1):
+        raise ValueError(f"spaceless_threshold must be in (0, 1], or null to disable, got {threshold}")

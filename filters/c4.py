@@ -17,129 +17,13 @@ also reads the ``lang`` column and may rewrite ``text``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from filters.base import RuleFilter, _scatter, _set_or_append, active_mask
-
-# --- text primitives shared with filters/fineweb.py ---------------------------------------------
-
-# Python's str.isspace() set: Unicode White_Space plus the information separators \x1c-\x1f, which
-# str.split()/str.strip() also treat as whitespace. Rust's \s is White_Space only.
-PY_WHITESPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-WS = r"[\s\x1c-\x1f]"
-NON_WS = r"[^\s\x1c-\x1f]"
-# The boundaries str.splitlines() splits on (\r\n counts once).
-LINE_BREAK = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]"
-# Scripts written without spaces between words: a whitespace split finds no words in them.
-SPACELESS_CHAR = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\p{Tibetan}]"
-
-
-def char_class(chars: str, negate: bool = False) -> str:
-    """A regex character class of exactly these characters (each as a \\x{..} escape, so that no
-    character can be read as class syntax)."""
-    body = "".join(f"\\x{{{ord(c):x}}}" for c in dict.fromkeys(chars))
-    return f"[{'^' if negate else ''}{body}]"
-
-
-def literal(text: str) -> str:
-    return "".join(f"\\x{{{ord(c):x}}}" for c in text)
-
-
-def spaceless_by_script(text: pl.Expr, threshold: float | None) -> pl.Expr:
-    """True where at least ``threshold`` of the characters (all of them, spaces and punctuation
-    included) belong to a script written without spaces (Han, Hiragana, Katakana, Thai, Lao,
-    Khmer, Myanmar, Tibetan). ``threshold=None``: never (every text gets the word rules)."""
-    if threshold is None:
-        return pl.lit(False)
-    # One count per text (an expression used twice is evaluated twice); the floor keeps "" out.
-    return text.str.count_matches(SPACELESS_CHAR) >= (threshold * text.str.len_chars()).clip(lower_bound=1e-9)
-
-
-def masked(frame: pl.DataFrame, mask: pl.Expr, expr: pl.Expr, default) -> pl.Series:
-    """``expr`` evaluated only on the rows of ``frame`` where ``mask`` holds, ``default`` elsewhere
-    (Polars evaluates every branch of a when/then on every row; this does not)."""
-    subset = frame.with_row_index("_masked_row").filter(mask).select("_masked_row", expr.alias("_masked_value"))
-    values = subset.get_column("_masked_value")
-    out = pl.repeat(default, frame.height, eager=True)
-    if values.dtype != out.dtype and len(values):
-        out = out.cast(values.dtype)
-    if len(values):
-        out = out.scatter(subset.get_column("_masked_row"), values)
-    return out
-
-
-class LanguageAwareFilter(RuleFilter):
-    """A ``RuleFilter`` that (1) also hands ``prepare`` the ``lang`` column when the table has one
-    and the stage's ``word_languages`` parameter is set (``lang`` is not copied otherwise), and (2)
-    may rewrite ``text``: when
-    ``rewrite_column`` names a column that ``prepare`` adds, its value replaces ``text`` on the rows
-    this stage judged and kept. Rows rejected (now or before) keep their text."""
-
-    rewrite_column: ClassVar[str | None] = None
-    # Columns besides ``text`` that ``prepare`` reads when the batch has them (``lang``, from langid).
-    optional_columns: ClassVar[tuple[str, ...]] = ("lang",)
-
-    def _input_columns(self, table: pa.Table) -> list[str]:
-        optional = self.optional_columns if getattr(self, "word_languages", None) is not None else ()
-        return ["text"] + [c for c in optional if c in table.column_names]
-
-    def spaceless(self, text: pl.Expr, frame_columns: list[str], by_script: pl.Expr | None = None) -> pl.Expr:
-        """Where the word rules are off: by the ``lang`` column when it is given and the stage lists
-        ``word_languages`` (a language not listed is exempt; a null ``lang`` falls back to the
-        script), else by script (``spaceless_threshold``; ``by_script`` if already computed)."""
-        if by_script is None:
-            by_script = spaceless_by_script(text, getattr(self, "spaceless_threshold", None))
-        languages = getattr(self, "word_languages", None)
-        if languages is None or "lang" not in frame_columns:
-            return by_script
-        lang = pl.col("lang")
-        return pl.when(lang.is_null()).then(by_script).otherwise(~lang.is_in(list(languages)))
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        mask = active_mask(table)
-        rows = np.flatnonzero(mask)
-        n = table.num_rows
-        reasons = pa.nulls(n, pa.string())
-        annotations = {name: pa.nulls(n, t) for name, t in self.annotation_types.items()}
-        text = None
-        if len(rows):
-            judged = table.select(self._input_columns(table))
-            if len(rows) != n:
-                judged = judged.take(rows)
-            frame = self.prepare(pl.from_arrow(judged))
-            reason = pl.lit(None, dtype=pl.String)
-            for rule, expr in reversed(self.rules()):
-                reason = pl.when(expr).then(pl.lit(f"{self.name}.{rule}")).otherwise(reason)
-            extra = {"_rewrite": pl.col(self.rewrite_column)} if self.rewrite_column else {}
-            out = frame.select(reason.alias("reason"), **self.annotations(), **extra)
-            reason_values = out.get_column("reason").to_arrow()
-            reasons = _scatter(reasons, mask, reason_values)
-            for name, t in self.annotation_types.items():
-                annotations[name] = _scatter(annotations[name], mask, out.get_column(name).to_arrow().cast(t))
-            if self.rewrite_column:
-                kept_here = out.get_column("reason").is_null()
-                if kept_here.any():
-                    rewrite_mask = np.zeros(n, dtype=bool)
-                    rewrite_mask[rows[kept_here.to_numpy()]] = True
-                    old = table.column("text")
-                    new = out.filter(kept_here).get_column("_rewrite").to_arrow().cast(old.type)
-                    text = pc.replace_with_mask(old.combine_chunks(), pa.array(rewrite_mask), new)
-        rejected = pc.coalesce(table.column("rejected_by"), reasons)
-        table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
-        if text is not None:
-            table = table.set_column(table.schema.get_field_index("text"), "text", text)
-        for name, values in annotations.items():
-            table = _set_or_append(table, name, values)
-        return table
-
+from filters.base import LanguageAwareFilter, check_language_params
+from filters.text import (LINE_BREAK, NON_WS, PY_WHITESPACE, SPACELESS_CHAR, SPACY_LOWER, SPACY_PUNCT, SPACY_QUOTES,
+                          SPACY_QUOTES_CLASS, SPACY_UPPER, WS, char_class, literal, masked, spaceless_by_script)
 
 # --- C4 constants (datatrove/pipeline/filters/c4_filters.py) ------------------------------------
 
@@ -170,8 +54,6 @@ SPACELESS_END_PUNCTUATION = END_PUNCTUATION + "。！？｡．」』”’"
 # a mark, any punctuation/space, then a character that is neither.
 # Character classes from spacy/lang/char_classes.py and spacy/lang/punctuation.py (spaCy 3.x).
 
-_SPACY_PUNCT = "…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪"
-_SPACY_QUOTES = "'\"”“`‘´’‚,„»«「」『』（）〔〕【】《》〈〉〈〉⟦⟧"
 # English tokenizer exceptions ending in "." (spacy/lang/en/tokenizer_exceptions.py + base; the
 # "°C." family is left out: the prefix rule splits "°" off first, so spaCy never applies them).
 _SPACY_EN_PERIOD_EXCEPTIONS = (
@@ -185,7 +67,7 @@ _SENTENCE_ENDS = "!?。？！।؟۔"  # sentencizer punct_chars that the tokeni
 
 # An exception is a whole token: at the start of a whitespace-separated chunk after any prefixes,
 # or after an infix split ("D-Mich.", "N/m."; spaCy re-merges special cases after splitting).
-_PREFIXES = char_class(_SPACY_PUNCT + _SPACY_QUOTES + "§%=—–+$£€¥")
+_PREFIXES = char_class(SPACY_PUNCT + SPACY_QUOTES + "§%=—–+$£€¥")
 _EXCEPTION_RE = (
     f"(^|{WS}|[\\-/])({_PREFIXES}*)"
     + "(?:"
@@ -194,31 +76,10 @@ _EXCEPTION_RE = (
 )
 # spaCy keeps a URL whole (no infix split); only its last character matters for the suffix rule.
 _URL_RE = r"(?:[hH][tT][tT][pP][sS]?://|www\.)\S*([\w/])"
-_QUOTES_CLS = char_class(_SPACY_QUOTES)[1:-1]
-# spaCy's ALPHA_LOWER / ALPHA_UPPER: cased letters plus its "uncased" ranges (Ethiopic, Bengali,
-# Hebrew, Arabic/Persian, Sinhala, Devanagari, Kannada, Tamil, Telugu, Hangul, kana, CJK), which count
-# as both (spacy/lang/char_classes.py, _uncased, converted to Rust regex escapes).
-_UNCASED = (
-    r"\x{1200}-\x{137F}\x{0980}-\x{09FF}\x{0591}-\x{05F4}\x{FB1D}-\x{FB4F}"
-    r"\x{0620}-\x{064A}\x{066E}-\x{06D5}\x{06E5}-\x{06FF}\x{0750}-\x{077F}"
-    r"\x{08A0}-\x{08BD}\x{FB50}-\x{FBB1}\x{FBD3}-\x{FD3D}\x{FD50}-\x{FDC7}"
-    r"\x{FDF0}-\x{FDFB}\x{FE70}-\x{FEFC}\x{1EE00}-\x{1EEBB}\x{0D80}-\x{0DFF}"
-    r"\x{0900}-\x{097F}\x{0C80}-\x{0CFF}\x{0B80}-\x{0BFF}\x{0C00}-\x{0C7F}"
-    r"\x{AC00}-\x{D7AF}\x{1100}-\x{11FF}\x{3040}-\x{309F}\x{30A0}-\x{30FF}\x{30FC}"
-    r"\x{4E00}-\x{62FF}\x{6300}-\x{77FF}\x{7800}-\x{8CFF}\x{8D00}-\x{9FFF}"
-    r"\x{3400}-\x{4DBF}\x{20000}-\x{215FF}\x{21600}-\x{230FF}\x{23100}-\x{245FF}"
-    r"\x{24600}-\x{260FF}\x{26100}-\x{275FF}\x{27600}-\x{290FF}\x{29100}-\x{2A6DF}"
-    r"\x{2A700}-\x{2B73F}\x{2B740}-\x{2B81F}\x{2B820}-\x{2CEAF}\x{2CEB0}-\x{2EBEF}"
-    r"\x{2E80}-\x{2EFF}\x{2F00}-\x{2FDF}\x{2FF0}-\x{2FFF}\x{3000}-\x{303F}"
-    r"\x{31C0}-\x{31EF}\x{3200}-\x{32FF}\x{3300}-\x{33FF}\x{F900}-\x{FAFF}"
-    r"\x{FE30}-\x{FE4F}\x{1F200}-\x{1F2FF}\x{2F800}-\x{2FA1F}"
-)
-_LOWER = r"\p{Ll}" + _UNCASED
-_UPPER = r"\p{Lu}" + _UNCASED
-_INFIX_RE = rf"([{_LOWER}{_QUOTES_CLS}])\.([{_UPPER}{_QUOTES_CLS}])"
-_CLOSE = "[" + char_class(_SPACY_PUNCT + _SPACY_QUOTES + "—–")[1:-1] + r"\p{So}]*"
+_INFIX_RE = rf"([{SPACY_LOWER}{SPACY_QUOTES_CLASS}])\.([{SPACY_UPPER}{SPACY_QUOTES_CLASS}])"
+_CLOSE = "[" + char_class(SPACY_PUNCT + SPACY_QUOTES + "—–")[1:-1] + r"\p{So}]*"
 _SUFFIX_LEFT = (
-    rf"[0-9{_LOWER}{char_class('%²-+' + _SPACY_PUNCT + _SPACY_QUOTES)[1:-1]}]|[{_UPPER}][{_UPPER}]|°[FfCcKk]"
+    rf"[0-9{SPACY_LOWER}{char_class('%²-+' + SPACY_PUNCT + SPACY_QUOTES)[1:-1]}]|[{SPACY_UPPER}][{SPACY_UPPER}]|°[FfCcKk]"
 )
 _SUFFIX_PERIOD_RE = rf"({_SUFFIX_LEFT})\.({_CLOSE})({WS}|$)"
 # A "." standing alone (". . ." as three tokens), or after prefixes ("=."). Run twice: a match eats
@@ -230,14 +91,14 @@ _SENTENCE_END_RE = char_class(_SENTENCE_ENDS) + rf"([.{_CLOSE[1:]})({WS}|$)"
 # by ".", then a top-level domain of >= 2 lowercase-or-uncased letters) is one token: no infix split.
 _HOST_RE = (
     rf"(^|{WS})({_PREFIXES}*)(?:[A-Za-z0-9\x{{a1}}-\x{{ffff}}][A-Za-z0-9\x{{a1}}-\x{{ffff}}_\-]*\.)+"
-    rf"[{_LOWER}]+([{_LOWER}])({_CLOSE})({WS}|$)"
+    rf"[{SPACY_LOWER}]+([{SPACY_LOWER}])({_CLOSE})({WS}|$)"
 )
 _BOUNDARY_RE = r"\x01[\p{P}\s\x01]*[^\p{P}\s\x01]"
 # Space-less lines: every sentence-final mark counts, whatever surrounds it.
 _SPACELESS_BOUNDARY_RE = char_class("。！？｡．!?") + r"[\p{P}\s]*[^\p{P}\s]"
 
 
-_INFIX_CANDIDATE_RE = rf"[{_LOWER}{_QUOTES_CLS}]\.[{_UPPER}{_QUOTES_CLS}]"
+_INFIX_CANDIDATE_RE = rf"[{SPACY_LOWER}{SPACY_QUOTES_CLASS}]\.[{SPACY_UPPER}{SPACY_QUOTES_CLASS}]"
 
 
 def sentence_counts(lines: pl.DataFrame, line: str, spaceless: str) -> pl.Series:
@@ -373,7 +234,7 @@ class C4Filter(LanguageAwareFilter):
                 raise ValueError(f"{name} must be >= 0, or -1 to disable; got {getattr(self, name)}")
         if self.max_word_length != -1 and self.max_word_length < 1:
             raise ValueError(f"max_word_length must be >= 1, or -1 to disable; got {self.max_word_length}")
-        _check_language_params(self)
+        check_language_params(self)
 
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
         frame = frame.with_columns(pl.col("text").fill_null("")).with_row_index("_doc")
@@ -490,13 +351,3 @@ class C4Filter(LanguageAwareFilter):
         }
 
 
-def _check_language_params(stage) -> None:
-    """Shared validation of ``word_languages`` and ``spaceless_threshold`` (c4, fineweb)."""
-    languages = stage.word_languages
-    if languages is not None:
-        if isinstance(languages, str) or not all(isinstance(x, str) and x for x in languages):
-            raise ValueError(f"word_languages must be a list of language codes (e.g. ['en', 'de']), got {languages!r}")
-        object.__setattr__(stage, "word_languages", tuple(languages))
-    threshold = stage.spaceless_threshold
-    if threshold is not None and not (0 < threshold <= 1):
-        raise ValueError(f"spaceless_threshold must be in (0, 1], or null to disable, got {threshold}")

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedup.minhash import shingle_hashes, word_chunks
-from filters.base import Stage, _scatter, _set_or_append, active_mask
+from filters.base import Stage, judge_active
 
 _TABLES: dict[tuple, tuple[np.ndarray, np.ndarray, list[str], dict[int, tuple[np.ndarray, np.ndarray]]]] = {}
 
@@ -80,51 +80,35 @@ class Decontaminate(Stage):
         return _TABLES[key]
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        mask = active_mask(table)
-        n = table.num_rows
-        reasons = pa.nulls(n, pa.string())
-        bench_col = pa.nulls(n, pa.string())
-        ngram_col = pa.nulls(n, pa.string())
-        count_col = pa.nulls(n, pa.int32())
-        if mask.any():
-            text = table.column("text").filter(pa.array(mask)) if not mask.all() else table.column("text")
-            hashes, items, names, short = self._table()
-            matches = np.zeros(len(text), dtype=np.int64)
-            first = [None] * len(text)  # (item, length, shingle position)
-            for length, (table_h, table_items) in [(self.ngram, (hashes, items))] + sorted(short.items()):
-                offsets, doc_h = shingle_hashes(text, length, True, strip_punctuation=True)
-                if not len(table_h) or not len(doc_h):
-                    continue
-                at = np.minimum(np.searchsorted(table_h, doc_h), len(table_h) - 1)
-                hit = table_h[at] == doc_h
-                owner = np.repeat(np.arange(len(text)), np.diff(offsets))
-                np.add.at(matches, owner[hit], 1)
-                for pos in np.flatnonzero(hit):
-                    d = owner[pos]
-                    if first[d] is None:
-                        first[d] = (int(table_items[at[pos]]), length, int(pos - offsets[d]))
-            rejected = matches >= self.min_matches
-            if rejected.any():
-                rows = np.flatnonzero(rejected)
-                labels = [names[first[d][0]] if first[d] else None for d in rows]
-                grams = [_ngram_text(text[int(d)].as_py(), first[d][1], first[d][2]) if first[d] else None for d in rows]
-                full = np.zeros(len(text), dtype=object)
-                reason = np.full(len(text), None, dtype=object)
-                reason[rows] = "decontam.overlap"
-                full[:] = None
-                b = full.copy()
-                b[rows] = labels
-                g = full.copy()
-                g[rows] = grams
-                reasons = _scatter(reasons, mask, pa.array(reason, pa.string()))
-                bench_col = _scatter(bench_col, mask, pa.array(b, pa.string()))
-                ngram_col = _scatter(ngram_col, mask, pa.array(g, pa.string()))
-            count_col = _scatter(count_col, mask, pa.array(matches.astype(np.int32)))
-        rejected_by = pc.coalesce(table.column("rejected_by"), reasons)
-        table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected_by)
-        table = _set_or_append(table, "decontam_matches", count_col)
-        table = _set_or_append(table, "decontam_benchmark", bench_col)
-        return _set_or_append(table, "decontam_ngram", ngram_col)
+        return judge_active(table, self._judge, {"decontam_matches": pa.int32(), "decontam_benchmark": pa.string(),
+                                                 "decontam_ngram": pa.string(), "rejected_by": pa.string()})
+
+    def _judge(self, rows: pa.Table) -> dict:
+        text = rows.column("text")
+        hashes, items, names, short = self._table()
+        matches = np.zeros(len(text), dtype=np.int64)
+        first: list[tuple[int, int, int] | None] = [None] * len(text)  # (item, n-gram length, position)
+        for length, (table_h, table_items) in [(self.ngram, (hashes, items))] + sorted(short.items()):
+            offsets, doc_h = shingle_hashes(text, length, True, strip_punctuation=True)
+            if not len(table_h) or not len(doc_h):
+                continue
+            at = np.minimum(np.searchsorted(table_h, doc_h), len(table_h) - 1)
+            hit = table_h[at] == doc_h
+            owner = np.repeat(np.arange(len(text)), np.diff(offsets))
+            np.add.at(matches, owner[hit], 1)
+            for pos in np.flatnonzero(hit):
+                d = owner[pos]
+                if first[d] is None:
+                    first[d] = (int(table_items[at[pos]]), length, int(pos - offsets[d]))
+        rejected = matches >= self.min_matches
+        where = [first[d] if rejected[d] else None for d in range(len(text))]
+        return {
+            "rejected_by": pa.array(["decontam.overlap" if r else None for r in rejected], pa.string()),
+            "decontam_matches": pa.array(matches.astype(np.int32)),
+            "decontam_benchmark": pa.array([names[w[0]] if w else None for w in where], pa.string()),
+            "decontam_ngram": pa.array([_ngram_text(text[d].as_py(), w[1], w[2]) if w else None
+                                        for d, w in enumerate(where)], pa.string()),
+        }
 
 
 def _ngram_text(text: str, length: int, position: int) -> str:

@@ -14,21 +14,9 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from filters.c4 import (
-    SPACELESS_CHAR,
-    _LOWER,
-    _QUOTES_CLS,
-    _SPACY_PUNCT,
-    _SPACY_QUOTES,
-    _UPPER,
-    NON_WS,
-    LanguageAwareFilter,
-    _check_language_params,
-    char_class,
-    literal,
-    masked,
-    spaceless_by_script,
-)
+from filters.base import LanguageAwareFilter, check_language_params
+from filters.text import (NON_WS, SPACELESS_CHAR, SPACY_LOWER, SPACY_PUNCT, SPACY_QUOTES, SPACY_QUOTES_CLASS, SPACY_UPPER,
+                          char_class, literal, masked, spaceless_by_script)
 
 # datatrove.utils.text.TERMINAL_PUNCTUATION: the sentence-final marks of every script (159 of them).
 TERMINAL_PUNCTUATION = (
@@ -47,13 +35,13 @@ TERMINAL_PUNCTUATION = (
 # a chunk's edges is counted one token per character (an ellipsis as one); (2) infix splits, each
 # adding two tokens (digit-digit "+-*^", letter-letter hyphens and commas, alnum-letter ":<>=/",
 # "lower.Upper", an inner ellipsis); (3) contractions ("n't", "'s", "'re", ...), one more each.
-_SPLIT = char_class(_SPACY_PUNCT + _SPACY_QUOTES + ".§%=—–$£€¥")[1:-1] + r"\p{So}"
+_SPLIT = char_class(SPACY_PUNCT + SPACY_QUOTES + ".§%=—–$£€¥")[1:-1] + r"\p{So}"
 _NO_SPLIT = rf"[^\s\x1c-\x1f{_SPLIT}]"
 _TOKEN_RE = rf"\.\.+|[{_SPLIT}]|{_NO_SPLIT}+(?:[{_SPLIT}]+{_NO_SPLIT}+)*"
 _A = r"\p{L}\p{M}"
 _INFIX_RE = (
     rf"[0-9][+\-*^][0-9\-]|[{_A}](?:---|--|——|[\-–—~])[{_A}]|[{_A}],[{_A}]|[{_A}0-9][:<>=/][{_A}]"
-    rf"|[{_LOWER}{_QUOTES_CLS}]\.[{_UPPER}{_QUOTES_CLS}]|{_NO_SPLIT}(?:…|\.\.+){_NO_SPLIT}"
+    rf"|[{SPACY_LOWER}{SPACY_QUOTES_CLASS}]\.[{SPACY_UPPER}{SPACY_QUOTES_CLASS}]|{_NO_SPLIT}(?:…|\.\.+){_NO_SPLIT}"
 )
 _CONTRACTION_RE = r"[nN]['’][tT]|['’](?:[sSdDmM]|re|RE|ll|LL|ve|VE)(?:[^\p{L}]|$)"
 
@@ -153,7 +141,7 @@ class FineWebFilter(LanguageAwareFilter):
             if isinstance(self.stop_chars, str) or not all(isinstance(s, str) and s for s in self.stop_chars):
                 raise ValueError(f"stop_chars must be a list of non-empty strings, got {self.stop_chars!r}")
             object.__setattr__(self, "stop_chars", tuple(self.stop_chars))
-        _check_language_params(self)
+        check_language_params(self)
 
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
         frame = frame.with_columns(pl.col("text").fill_null("")).with_row_index("_doc")

@@ -79,6 +79,7 @@ import polars as pl
 import pyarrow as pa
 
 from filters.base import RuleFilter
+from filters.text import LINE_BREAK, PY_WHITESPACE, SPACELESS_CHAR, SPACY_PUNCT, SPACY_QUOTES
 
 # --- character classes ----------------------------------------------------------------------------
 
@@ -110,15 +111,11 @@ def _ranges(spec: str) -> str:
     return "".join(parts)
 
 
-# Python's str.isspace is Unicode White_Space (Rust's \s) plus the ASCII separators \x1c-\x1f.
-PY_WHITESPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
-)
 _CHUNK = r"[^\s\x1c-\x1f]+"
 
 # spaCy's character classes (spacy/lang/char_classes.py, spaCy 3.x, MIT licence).
-_SPACY_PUNCT = "… , : ; ! ? ¿ ؟ ¡ ( ) [ ] { } < > _ # * & 。 ？ ！ ， 、 ； ： ～ · । ، ۔ ؛ ٪".split()
-_SPACY_QUOTES = "' \" ” “ ` ‘ ´ ’ ‚ , „ » « 「 」 『 』 （ ） 〔 〕 【 】 《 》 〈 〉 〈 〉 ⟦ ⟧".split()
+_SPACY_PUNCT = list(SPACY_PUNCT)
+_SPACY_QUOTES = list(SPACY_QUOTES)
 _SPACY_CURRENCY = (
     "$ £ € ¥ ฿ US$ C$ A$ ₽ ﷼ ₴ ₠ ₡ ₢ ₣ ₤ ₥ ₦ ₧ ₨ ₩ ₪ ₫ € ₭ ₮ ₯ ₰ "
     "₱ ₲ ₳ ₴ ₵ ₶ ₷ ₸ ₹ ₺ ₻ ₼ ₽ ₾ ₿"
@@ -682,10 +679,10 @@ FF08-FF09 FF0C FF0E FF11 FF1A-FF1B FF1F FF5E FF61 10A56-10A57 10F55-10F59 10F86-
 11C41-11C42 11EF7-11EF8 11F43-11F44 16A6E-16A6F 16AF5 16B37-16B38 16B44 16E98 1BC9F 1DA88
 """)
 # str.splitlines() boundaries (\r\n counts once) and the whitespace that can sit inside a line.
-_LINE_BREAK = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]"
+_LINE_BREAK = LINE_BREAK
 _INLINE_SPACE = r"[\t \x1f\xa0\u1680\u2000-\u200a\u202f\u205f\u3000]"
 # Scripts written without spaces between words (the same set as filters/c4.py's detector).
-_SPACELESS_CHAR = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\p{Tibetan}]"
+_SPACELESS_CHAR = SPACELESS_CHAR
 
 # Languages (ISO 639-1, as the langid stage writes them) that separate words with spaces, for which
 # the word rules are meaningful: English and the European languages.

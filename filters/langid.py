@@ -32,7 +32,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from filters.base import Stage, _scatter, _set_or_append, active_mask
+from filters.base import Stage, scatter, set_column, active_mask
 
 LABEL_PREFIX = "__label__"
 # The label written for a document with no text to judge (empty or whitespace only): ISO 639-2's
@@ -221,7 +221,7 @@ class LanguageID(Stage):
         all_scores = np.zeros(len(has_text))
         all_scores[has_text] = scores
         base = pa.repeat(pa.scalar(UNDETERMINED, pa.string()), len(has_text))
-        return _scatter(base, has_text, langs), all_scores
+        return scatter(base, has_text, langs), all_scores
 
     def reasons(self, langs: pa.Array, scores: np.ndarray) -> pa.Array:
         """Reason code per judged document (null = kept). Arrow compute over the batch."""
@@ -254,13 +254,13 @@ class LanguageID(Stage):
             if len(rows) < n:
                 text = text.take(pa.array(rows))
             langs, scores = self.identify(text)
-            lang = _scatter(lang, mask, langs)
-            score = _scatter(score, mask, pa.array(scores.astype(np.float32)))
-            reasons = _scatter(reasons, mask, self.reasons(langs, scores))
+            lang = scatter(lang, mask, langs)
+            score = scatter(score, mask, pa.array(scores.astype(np.float32)))
+            reasons = scatter(reasons, mask, self.reasons(langs, scores))
         rejected = pc.coalesce(table.column("rejected_by"), reasons)
         table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
-        table = _set_or_append(table, "lang", lang)
-        return _set_or_append(table, "lang_score", score)
+        table = set_column(table, "lang", lang)
+        return set_column(table, "lang_score", score)
 
 
 def _check_score(what: str, value) -> None:

@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from filters.base import Stage, _scatter, _set_or_append, active_mask
+from filters.base import Stage, scatter, set_column, active_mask
 
 
 def load_list(path: str, what: str) -> list[str]:
@@ -81,13 +81,13 @@ def _judge(stage: Stage, table: pa.Table, column: str, rules, annotation_types: 
         reason = pl.Series("reason", [None] * len(series), dtype=pl.String)
         for rule, hit in reversed(judged):
             reason = pl.select(pl.when(hit.fill_null(False)).then(pl.lit(f"{stage.name}.{rule}")).otherwise(reason)).to_series()
-        reasons = _scatter(reasons, mask, reason.to_arrow())
+        reasons = scatter(reasons, mask, reason.to_arrow())
         for name, t in annotation_types.items():
-            annotations[name] = _scatter(annotations[name], mask, extra[name].to_arrow().cast(t))
+            annotations[name] = scatter(annotations[name], mask, extra[name].to_arrow().cast(t))
     rejected = pc.coalesce(table.column("rejected_by"), reasons)
     table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
     for name, values in annotations.items():
-        table = _set_or_append(table, name, values)
+        table = set_column(table, name, values)
     return table
 
 

@@ -31,7 +31,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from filters.base import Stage, _scatter, _set_or_append, active_mask
+from filters.base import Stage, scatter, set_column, active_mask
 
 DEVICES = ("auto", "cpu", "cuda")
 # Texts are cut to max_length x this many characters before tokenizing: a token spans at least one
@@ -198,11 +198,11 @@ class ModelClassifier(Stage):
             rt = self._runtime
             judged = np.round(scores) if (rt["regression"] and self.round_score) else scores
             low = judged < np.float32(rt["threshold"])
-            reasons = _scatter(reasons, mask, pc.if_else(pa.array(low), pa.scalar(f"{self.name}.low_score"), pa.scalar(None, pa.string())))
-            score_col = _scatter(score_col, mask, pa.array(scores, pa.float32()))
+            reasons = scatter(reasons, mask, pc.if_else(pa.array(low), pa.scalar(f"{self.name}.low_score"), pa.scalar(None, pa.string())))
+            score_col = scatter(score_col, mask, pa.array(scores, pa.float32()))
         rejected = pc.coalesce(table.column("rejected_by"), reasons)
         table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
-        return _set_or_append(table, "model_classifier_score", score_col)
+        return set_column(table, "model_classifier_score", score_col)
 
 
 def _split_uri(uri: str) -> tuple[str, str]:

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from filters.base import Stage, _scatter, _set_or_append, active_mask
+from filters.base import Stage, scatter, set_column, active_mask
 
 FORMS = ("NFC", "NFD", "NFKC", "NFKD")
 ENGINES = ("columnar", "ftfy")
@@ -346,7 +346,7 @@ class Normalize(Stage):
             column = table.column("text")
             texts = pl.Series("text", column if len(rows) == table.num_rows else column.take(rows))
             new, changed = self.normalize(texts)
-            text = _scatter(column.combine_chunks(), mask, new.to_arrow())
-            counts = _scatter(counts, mask, pa.array(changed))
+            text = scatter(column.combine_chunks(), mask, new.to_arrow())
+            counts = scatter(counts, mask, pa.array(changed))
             table = table.set_column(table.schema.get_field_index("text"), "text", text)
-        return _set_or_append(table, "normalize_chars_changed", counts)
+        return set_column(table, "normalize_chars_changed", counts)

@@ -20,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from filters.base import Stage, _scatter, _set_or_append, active_mask
+from filters.base import Stage, scatter, set_column, active_mask
 
 TYPES = ("email", "ip", "phone")
 MODES = ("redact", "reject")
@@ -364,9 +364,9 @@ class PIIRedaction(Stage):
             texts = pl.Series("text", column if len(rows) == table.num_rows else column.take(rows))
             new, found = self.redact(texts)
             for kind, values in found.items():
-                counts[kind] = _scatter(counts[kind], mask, pa.array(values))
+                counts[kind] = scatter(counts[kind], mask, pa.array(values))
             if self.mode == "redact":
-                text = _scatter(column.combine_chunks(), mask, new.to_arrow())
+                text = scatter(column.combine_chunks(), mask, new.to_arrow())
                 table = table.set_column(table.schema.get_field_index("text"), "text", text)
             else:
                 reasons = pa.nulls(table.num_rows, pa.string())
@@ -377,7 +377,7 @@ class PIIRedaction(Stage):
                 rejected = pc.coalesce(table.column("rejected_by"), reasons)
                 table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
         for kind in TYPES:
-            table = _set_or_append(table, ANNOTATIONS[kind], counts[kind])
+            table = set_column(table, ANNOTATIONS[kind], counts[kind])
         return table
 
 

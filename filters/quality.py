@@ -28,7 +28,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from filters.base import GlobalStage, Stage, _scatter, _set_or_append, active_mask
+from filters.base import GlobalStage, Stage, scatter, set_column, active_mask
+from filters.text import LINE_BREAK, PY_WHITESPACE
 
 HQ_LABEL = "__label__hq"
 LQ_LABEL = "__label__lq"
@@ -36,12 +37,8 @@ LQ_LABEL = "__label__lq"
 # Python's str.isspace() characters (what DCLM's ``text.strip()`` removes) and the line boundaries
 # of str.splitlines() (what its ``" ".join(...splitlines())`` turns into one space each; "\r\n"
 # counts once).
-_PY_WHITESPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
-    + "".join(map(chr, range(0x2000, 0x200B)))
-    + "\u2028\u2029\u202f\u205f\u3000"
-)
-_LINE_BREAK = "\r\n|[\n\x0b\x0c\r\x1c\x1d\x1e\x85\u2028\u2029]"
+_PY_WHITESPACE = PY_WHITESPACE
+_LINE_BREAK = LINE_BREAK
 
 # DCLM-Baseline keeps the top 10% of documents by this classifier's score (Li et al. 2024, §4.4;
 # their released config thresholds the OH-2.5+ELI5 model at 0.018112, its top-10% point).
@@ -328,13 +325,13 @@ class QualityClassifier(Stage):
             # (a document with no text is rejected whatever the bar).
             low = (scores < bar) | ~has_text
             judged_reasons = pc.if_else(pa.array(low), pa.scalar("quality.low_score"), pa.scalar(None, pa.string()))
-            reasons = _scatter(reasons, mask, judged_reasons)
-            score_col = _scatter(score_col, mask, pa.array(scores, pa.float32()))
-            threshold_col = _scatter(threshold_col, mask, pa.array(np.full(len(scores), bar), pa.float32()))
+            reasons = scatter(reasons, mask, judged_reasons)
+            score_col = scatter(score_col, mask, pa.array(scores, pa.float32()))
+            threshold_col = scatter(threshold_col, mask, pa.array(np.full(len(scores), bar), pa.float32()))
         rejected = pc.coalesce(table.column("rejected_by"), reasons)
         table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
-        table = _set_or_append(table, "quality_score", score_col)
-        return _set_or_append(table, "quality_threshold", threshold_col)
+        table = set_column(table, "quality_score", score_col)
+        return set_column(table, "quality_threshold", threshold_col)
 
 
 @dataclass(frozen=True)
@@ -371,8 +368,8 @@ class QualityTopFraction(GlobalStage):
         if mask.any():
             text = table.column("text") if mask.all() else table.column("text").filter(pa.array(mask))
             scores, has_text = self.classifier._score(text)
-            column = _scatter(column, mask, pa.array(scores.astype(np.float32), pa.float32(), mask=~has_text))
-        return _set_or_append(table, "quality_score", column)
+            column = scatter(column, mask, pa.array(scores.astype(np.float32), pa.float32(), mask=~has_text))
+        return set_column(table, "quality_score", column)
 
     def reduce_here(self, fs, parts: list[str], work_dir: str, file_keys: dict[int, str], report) -> int:
         """The bar: the ``ceil(q * n)``-th largest of the n scores of documents with text that
@@ -419,8 +416,8 @@ class QualityTopFraction(GlobalStage):
         rejected = pc.coalesce(table.column("rejected_by"), reasons)
         table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
         filled = np.where(has_text, values, 0.0).astype(np.float32)
-        table = _set_or_append(table, "quality_score", pa.array(filled, pa.float32(), mask=~mask))
-        return _set_or_append(table, "quality_threshold", pa.array(np.full(n, bar, np.float32), pa.float32(), mask=~mask))
+        table = set_column(table, "quality_score", pa.array(filled, pa.float32(), mask=~mask))
+        return set_column(table, "quality_threshold", pa.array(np.full(n, bar, np.float32), pa.float32(), mask=~mask))
 
 
 def _model_exists(path: str) -> bool:

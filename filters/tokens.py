@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
 import pyarrow as pa
 
-from filters.base import Stage, _scatter, _set_or_append, active_mask
+from filters.base import Stage, judge_active
 
 SHARED_TOKENIZER = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tokenizer" / "gpt-neo-test-tokenizer.json"
 
@@ -50,11 +49,9 @@ class TokenCount(Stage):
         return _tokenizer(Path(self._path).read_text(encoding="utf-8"))
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        mask = active_mask(table)
-        column = pa.nulls(table.num_rows, pa.int32())
-        if mask.any():
-            texts = table.column("text").filter(pa.array(mask)).to_pylist()
-            encodings = self._encoder().encode_batch_fast([t or "" for t in texts], add_special_tokens=False)
-            counts = np.fromiter((len(e.ids) for e in encodings), dtype=np.int32, count=len(encodings))
-            column = _scatter(column, mask, pa.array(counts, pa.int32()))
-        return _set_or_append(table, "tokens", column)
+        return judge_active(table, self._count, self.annotation_types)
+
+    def _count(self, rows: pa.Table) -> dict:
+        texts = [t or "" for t in rows.column("text").to_pylist()]
+        encodings = self._encoder().encode_batch_fast(texts, add_special_tokens=False)
+        return {"tokens": pa.array([len(e.ids) for e in encodings], pa.int32())}

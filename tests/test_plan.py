@@ -17,7 +17,7 @@ import pytest
 from cluster.config import build_config
 from cluster.plan import describe_plan
 from cluster.run import run_pipeline
-from filters.base import Stage, _scatter, active_mask
+from filters.base import Stage, scatter, active_mask
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import tests/
 
@@ -40,7 +40,7 @@ class CountingModelStage(Stage):
         mask = active_mask(table)
         hit = pc.fill_null(pc.match_substring(table.column("text"), self._banned), False)
         reasons = pc.if_else(hit, pa.scalar("counting_model.banned"), pa.scalar(None, pa.string()))
-        merged = pc.coalesce(table.column("rejected_by"), _scatter(pa.nulls(table.num_rows, pa.string()), mask, pc.filter(reasons, pa.array(mask))))
+        merged = pc.coalesce(table.column("rejected_by"), scatter(pa.nulls(table.num_rows, pa.string()), mask, pc.filter(reasons, pa.array(mask))))
         return table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", merged)
 
 
