@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 
 from dedup.components import exact_keys
-from filters.base import GlobalStage, _scatter, _set_or_append, active_mask
+from filters.base import GlobalStage, scatter, set_column, active_mask
 
 REASON = "exact_dedup.duplicate"
 
@@ -38,17 +38,17 @@ class ExactDedup(GlobalStage):
         mask = active_mask(table)
         rows = np.flatnonzero(mask)
         keys = exact_keys(table.column("text").take(rows), lowercase=self.lowercase)
-        hi = _scatter(pa.nulls(table.num_rows, pa.uint64()), mask, pa.array(keys[:, 0]))
-        lo = _scatter(pa.nulls(table.num_rows, pa.uint64()), mask, pa.array(keys[:, 1]))
+        hi = scatter(pa.nulls(table.num_rows, pa.uint64()), mask, pa.array(keys[:, 0]))
+        lo = scatter(pa.nulls(table.num_rows, pa.uint64()), mask, pa.array(keys[:, 1]))
         if self.priority_column:
             if self.priority_column not in table.column_names:
                 raise ValueError(f"exact_dedup.priority_column {self.priority_column!r} is not a column of the batch")
             priority = table.column(self.priority_column).cast(pa.float64())
         else:
             priority = pa.nulls(table.num_rows, pa.float64())
-        table = _set_or_append(table, "exact_dedup_key_hi", hi)
-        table = _set_or_append(table, "exact_dedup_key_lo", lo)
-        return _set_or_append(table, "exact_dedup_priority", priority)
+        table = set_column(table, "exact_dedup_key_hi", hi)
+        table = set_column(table, "exact_dedup_key_lo", lo)
+        return set_column(table, "exact_dedup_priority", priority)
 
     def shuffle_rows(self, keys: pa.Table) -> pa.Table:
         return keys.append_column("_pkey", keys.column("exact_dedup_key_lo"))

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedup.minhash import fmix64, word_chunks, word_hashes
-from filters.base import GlobalStage, _set_or_append, active_mask
+from filters.base import GlobalStage, set_column, active_mask
 
 REASON = "line_dedup.empty"
 UNITS = {"line": "\n", "paragraph": "\n\n"}
@@ -133,8 +133,8 @@ class LineDedup(GlobalStage):
             pieces_col = pa.ListArray.from_arrays(
                 pa.array(offsets), pa.array(pieces.get_column("piece").to_numpy()[counted]), mask=pc.invert(validity)
             )
-        table = _set_or_append(table, "line_dedup_keys", keys_col)
-        return _set_or_append(table, "line_dedup_pieces", pieces_col)
+        table = set_column(table, "line_dedup_keys", keys_col)
+        return set_column(table, "line_dedup_pieces", pieces_col)
 
     def shuffle_rows(self, keys: pa.Table) -> pa.Table:
         frame = pl.from_arrow(keys).filter(pl.col("line_dedup_keys").list.len() > 0)
@@ -196,5 +196,5 @@ class LineDedup(GlobalStage):
         table = table.set_column(table.schema.get_field_index("text"), "text", text)
         rejected = pc.coalesce(table.column("rejected_by"), reasons)
         table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
-        table = _set_or_append(table, "line_dedup_removed", pa.array(removed.astype(np.int32), mask=~judged))
-        return _set_or_append(table, "line_dedup_chars_removed", pa.array(chars, mask=~judged))
+        table = set_column(table, "line_dedup_removed", pa.array(removed.astype(np.int32), mask=~judged))
+        return set_column(table, "line_dedup_chars_removed", pa.array(chars, mask=~judged))
