@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from audit.clean import FIXES
+from audit.clean import FIXES, SCOPES
 from audit.noise import MODELS, RULES, SCORES
 from train.labeled import add_labeled_flags
 
@@ -24,6 +24,9 @@ def parser() -> argparse.ArgumentParser:
     add_labeled_flags(p, multi_label_default="drop", split_help="leaks are looked for across them")
     p.add_argument("--write-clean", metavar="DIR", help="write the cleaned set and its account here")
     p.add_argument("--fix", choices=FIXES, default="drop", help="what the cleaned set does with flagged rows (default drop)")
+    p.add_argument("--fix-scope", choices=SCOPES, default="large",
+                   help="large (default): fix only flags whose given label is a class with at least the mean share "
+                        "of rows (1/classes); all: every flag")
     p.add_argument("--fix-min-prob", type=float, default=0.0, metavar="P",
                    help="fix only flagged rows whose suggested label has probability >= P (default 0: every flag)")
     p.add_argument("--folds", type=int, default=5, help="K of the K-fold cross-validation (default 5)")

