@@ -2,15 +2,18 @@
 TurkuNLP register data (../shared/data/multilingual/turkunlp_register, all ten languages, main
 registers, hybrid rows dropped: 2,430 documents, 9 classes), and how fast it runs.
 
-    python -m bench.audit [--sections noise,models,clean,leak,speed] [--speed-rows 10000,100000]
+    python -m bench.audit [--sections noise,clean,leak,speed,crawl] [--speed-rows 10000,100000]
 
 * noise: flip a seeded 5%, 10%, 20% of labels (each to a uniformly drawn other class); for each,
   precision and recall of ``is_label_issue`` against the flipped rows and precision at k
   (k = rows flipped) of the ``label_quality`` ranking, next to the baseline from the same
   out-of-fold probabilities (flag: predicted label != given; rank: the given label's probability);
-* models: at 10%, the linear model, fastText and their mean, under each cleanlab rule and score;
-* clean: a classifier (the linear model) trained on the 20%-noise pool and on its cleaned version
-  (``--fix drop`` and ``relabel``), macro-F1 on the same untouched held-out 20% (true labels);
+  every model (linear, fastText, their mean, the frozen encoder, linear+encoder) at every rate, and
+  at 10% every model under each cleanlab rule and score (``models_at_10pct``);
+* clean: a classifier (the linear model) trained on the 20%-noise pool and on its cleaned versions
+  (each ``--fix`` / ``--fix-scope`` / ``--fix-min-prob`` rule), macro-F1 on the same untouched
+  held-out 20% (true labels); the rule chosen by cross-validation inside the pool; three seeds;
+* crawl: ``crawlsift run`` on four real crawl files, its kept vs rejected texts audited as labels;
 * leak: exact copies and light edits of test rows placed in train: recall of the planted pairs
   and leaks reported among the other rows;
 * speed: the whole audit (``crawlsift audit`` in a fresh process: read, noise, leakage, langid,
@@ -331,8 +334,11 @@ def crawl_section(share: float = 0.10) -> dict:
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         out["run_seconds"] = round(time.perf_counter() - start, 1)
-        if proc.returncode != 0:
+        out["run_exit_code"] = proc.returncode
+        if not (run / "summary.json").exists():
             return {**out, "error": (proc.stderr or proc.stdout)[-800:]}
+        if proc.returncode != 0:  # recorded: the run's output is complete (summary.json), its exit was not 0
+            out["run_stderr_tail"] = proc.stderr[-300:]
         parts = {}
         for name in ("kept", "rejected"):
             t = pq.read_table(sorted((run / name).glob("*.parquet")), columns=["id", "text", "rejected_by"])
@@ -366,23 +372,32 @@ def crawl_section(share: float = 0.10) -> dict:
                     "imbalance_ratio": round(summary["coverage"]["imbalance_ratio"], 2)}, \
                 pq.read_table(Path(tmp) / tag / "audit.parquet")
 
+        position = {i: n for n, i in enumerate(ids)}
+
+        def rows_of(table) -> np.ndarray:
+            # The audited rows (rows with empty text are left out at read) by their source id.
+            return np.array([position[i] for i in table["source_id"].to_pylist()])
+
         as_run, table = audit(given, "as_run")
         flags = np.array(table["is_label_issue"].to_pylist())
+        audited = rows_of(table)
+        as_run["audited_rows"] = len(audited)
         by = {}
-        for s_, f in zip(stage, flags):
+        for r_, f in zip(audited, flags):
             if f:
-                by[s_] = by.get(s_, 0) + 1
+                by[stage[r_]] = by.get(stage[r_], 0) + 1
         as_run["issues_by_given_decision"] = by
         # The five lowest-quality rows, to say what kind of disagreement the audit finds.
         q = np.array(table["label_quality"].to_pylist())
-        as_run["worst"] = [{"stage": stage[i], "label_quality": round(float(q[i]), 3),
-                            "text": " ".join(texts[i][:160].split())} for i in np.argsort(q, kind="stable")[:5]]
+        as_run["worst"] = [{"stage": stage[audited[i]], "label_quality": round(float(q[i]), 3),
+                            "text": " ".join(texts[audited[i]][:160].split())} for i in np.argsort(q, kind="stable")[:5]]
         out["as_run"] = as_run
         print(f"crawl as run: {json.dumps({k: v for k, v in as_run.items() if k != 'worst'})}", flush=True)
         noisy, truth = flip(given, share, 2, seed=30)
         planted, table = audit(noisy, "planted")
         flags = np.array(table["is_label_issue"].to_pylist())
         q = np.array(table["label_quality"].to_pylist())
+        truth = truth[rows_of(table)]
         planted.update({"flipped": int(truth.sum()), **scores(truth, flags, q)})
         out[f"planted_{share:.0%}"] = planted
         print(f"crawl planted: {json.dumps(planted)}", flush=True)
