@@ -331,8 +331,7 @@ def _run(args) -> int:
             if hasattr(stage, "threshold_curve"):
                 print(_curve_line(stage), file=sys.stderr)
     _compile_kernels_once(config, say=not args.quiet)
-    summary = run_pipeline(config, progress=not args.quiet, overwrite=args.overwrite,
-                           release_ray=config.train is None)
+    summary = run_pipeline(config, progress=not args.quiet, overwrite=args.overwrite)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:

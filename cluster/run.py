@@ -195,12 +195,9 @@ def _start_ray(address: str | None, say: bool) -> None:
         _print_line(f"Ray ready in {time.monotonic() - start:.1f}s")
 
 
-def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bool = False,
-                 release_ray: bool = False) -> dict:
+def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bool = False) -> dict:
     """Process every input not yet finished in ``config.output``; return the summary (also
-    written to summary.json). Raises ConfigError if the output holds a different run.
-    ``release_ray``: nothing after this call needs Ray (the CLI's run without training), so Ray is
-    shut down in the background while the summary and the report are written."""
+    written to summary.json). Raises ConfigError if the output holds a different run."""
     started = time.time()
     out = OutputDir(config.output)
     out.makedirs()
@@ -271,29 +268,12 @@ def run_pipeline(config: PipelineConfig, *, progress: bool = True, overwrite: bo
                 redo_downstream = True
             source = _ReadParts(config.output, parts_dir, f"_state/seg{i}/decisions", global_stage, keys)
 
-    releasing = _shut_down_ray_in_background() if release_ray else None
     summary = write_summary(config, out, files, wall_seconds=time.time() - started, processed=processed,
                             resumed_rows=resumed_rows)
-    if releasing is not None:
-        releasing.join()
     summary["processing_seconds"] = run_seconds
     if trained is not None:
         summary["train"] = trained
     return summary
-
-
-def _shut_down_ray_in_background():
-    """Ray's shutdown mostly waits for its processes to exit (1.4-2.8 s on one core); the report,
-    which needs no Ray, is built meanwhile."""
-    import threading
-
-    import ray
-
-    if not ray.is_initialized():
-        return None
-    thread = threading.Thread(target=ray.shutdown, name="crawlsift-ray-shutdown", daemon=True)
-    thread.start()
-    return thread
 
 
 def live_training(config: PipelineConfig, pending: list[InputFile], files: list[InputFile]) -> bool:
