@@ -41,8 +41,8 @@ SPACELESS_CAPTURE = f"({SPACELESS_CHAR})"  # each such character becomes " $1 "
 @functools.cache
 def _diacritics_table() -> tuple[list[str], list[str]]:
     """Every BMP character whose NFD is a base followed by combining marks (Mn) -> the base, and
-    every combining mark -> "": datatrove's NFD-then-drop-Mn as one Aho-Corasick pass (3x faster
-    than Polars' NFD on the real crawl, same text). Hangul syllables are left whole (their NFD is
+    every combining mark -> "": datatrove's NFD-then-drop-Mn as one Aho-Corasick pass (the same
+    text as Polars' NFD on the real crawl, and cheaper; README has the figure). Hangul syllables are left whole (their NFD is
     jamo, not marks: the same on both sides of a comparison)."""
     marked, bare = [], []
     for cp in range(0x80, 0x10000):
@@ -119,12 +119,8 @@ class MinHashDedup(GlobalStage):
     member shingle is then looked up in its anchor's set (a binary search over the ranked
     anchor hashes, ranked by one sort per slice of edges). Non-candidates cost nothing; the map
     and its part files are the same as without verification. The cost grows with the candidate
-    edges times their set sizes. Measured on a shared 2-core machine with the sample generator's
-    corpus (``python -m bench.dedup_scale --docs N --stages minhash_dedup --params
-    '{"minhash_dedup": {"verify_jaccard": 0.8}}'``, next to the same without ``--params``):
-    100k documents, 35k candidate edges: +3 to +6 s over 25 s end to end; 1M documents, 850k
-    distinct candidate edges (85% of them below 0.8): the reduce takes 103 s instead of 25 s
-    (re-shingling 43 s, checking 41 s), 216 s end to end instead of 118 s."""
+    edges times their set sizes: ``python -m bench.dedup_scale --docs N --stages minhash_dedup
+    --params '{"minhash_dedup": {"verify_jaccard": 0.8}}'`` measures it (figures in README)."""
 
     name = "minhash_dedup"
     resolves_globally = True

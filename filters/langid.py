@@ -86,11 +86,10 @@ class LanguageID(Stage):
     reads the whole text, as datatrove and FineWeb do. Why a prefix by default: lid.176 was
     trained on sentences and short paragraphs (Wikipedia, Tatoeba, SETimes), fastText's cost is
     linear in the text, and the model itself is the floor (~8 MB/s per core, identical in every
-    wrapper), so reading the whole of a long page buys almost nothing. Measured on the real crawl
-    (``python -m bench.langid``): the first 1,000 characters give the whole document's keep/reject
-    decision for 99.5% of documents (language 98.9%; 2,000 characters: 99.8%) at 4.3x the speed of
-    datatrove's ``LanguageFilter`` on the whole text. Set ``max_chars: null`` for FineWeb's exact
-    input, where the stage equals datatrove's answers on every document.
+    wrapper), so reading the whole of a long page buys almost nothing; how often the prefix gives
+    the whole document's decision, and at what speed, is measured by ``python -m bench.langid``
+    (figures in README). Set ``max_chars: null`` for FineWeb's exact input, where the stage equals
+    datatrove's answers on every document.
 
     Rules, in order, for each document nobody rejected yet:
 
