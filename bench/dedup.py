@@ -121,7 +121,7 @@ def _tools(texts: list[str]) -> dict:
         import xxhash
 
         for text in texts:
-            m = MinHash(num_perm=NUM_PERM, hashfunc=xxhash.xxh64_intdigest)
+            m = MinHash(num_perm=NUM_PERM, hashfunc=xxhash.xxh64_intdigest, scheme="affine64")
             m.update_batch([s.encode("utf-8") for s in python_shingles(text)])
 
     def rensa_bulk():
@@ -133,7 +133,7 @@ def _tools(texts: list[str]) -> dict:
         "datasketch MinHash(112) per doc, update_batch": (datasketch, "Python shingling, default sha1 hashfunc (datasketch 2.x, affine32)"),
         "rensa RMinHash(112) per doc": (rensa, "same Python shingling"),
         "rensa digest_matrix_from_token_sets (bulk)": (rensa_bulk, f"same Python shingling, rensa's bulk API, {BATCH}-doc batches"),
-        "datasketch MinHash(112, hashfunc=xxh64) per doc": (datasketch_xxh64, "datasketch's fast configuration: xxhash's xxh64 instead of sha1"),
+        "datasketch MinHash(112, hashfunc=xxh64) per doc": (datasketch_xxh64, "datasketch's fast configuration: xxhash's xxh64 instead of sha1 (64-bit hashes need its affine64 scheme)"),
     }
 
 
