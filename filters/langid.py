@@ -32,7 +32,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from filters.base import Stage, scatter, set_column, active_mask
+from filters.base import Stage, judge_active, scatter
 
 LABEL_PREFIX = "__label__"
 # The label written for a document with no text to judge (empty or whitespace only): ISO 639-2's
@@ -242,24 +242,12 @@ class LanguageID(Stage):
         )
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        mask = active_mask(table)
-        rows = np.flatnonzero(mask)
-        n = table.num_rows
-        lang = pa.nulls(n, pa.string())
-        score = pa.nulls(n, pa.float32())
-        reasons = pa.nulls(n, pa.string())
-        if len(rows):
-            text = table.column("text")
-            if len(rows) < n:
-                text = text.take(pa.array(rows))
-            langs, scores = self.identify(text)
-            lang = scatter(lang, mask, langs)
-            score = scatter(score, mask, pa.array(scores.astype(np.float32)))
-            reasons = scatter(reasons, mask, self.reasons(langs, scores))
-        rejected = pc.coalesce(table.column("rejected_by"), reasons)
-        table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
-        table = set_column(table, "lang", lang)
-        return set_column(table, "lang_score", score)
+        return judge_active(table, self._judge, {"rejected_by": pa.string(), "lang": pa.string(), "lang_score": pa.float32()})
+
+    def _judge(self, rows: pa.Table) -> dict:
+        langs, scores = self.identify(rows.column("text"))
+        return {"rejected_by": self.reasons(langs, scores), "lang": langs,
+                "lang_score": pa.array(scores.astype(np.float32))}
 
 
 def _check_score(what: str, value) -> None:
