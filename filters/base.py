@@ -117,15 +117,23 @@ def judge_active(table: pa.Table, compute, types: dict[str, pa.DataType], column
     """The pattern every stage that is not a ``RuleFilter`` repeats: take the rows nobody rejected
     yet (``active_mask``; only ``columns``), let ``compute(rows) -> {column: values for those
     rows}`` judge them, and scatter each column back with nulls on the other rows. A returned
-    ``rejected_by`` is coalesced with the table's (an earlier rejection stands); every column in
-    ``types`` is written, as nulls when no row is active, so all batches share one schema."""
+    ``rejected_by`` is coalesced with the table's (an earlier rejection stands); a returned column
+    of the table not named in ``types`` (``text``, rewritten) keeps its values on the other rows;
+    every column in ``types`` is written, as nulls when no row is active, so all batches share one
+    schema."""
     mask = active_mask(table)
     out = {name: pa.nulls(table.num_rows, t) for name, t in types.items()}
     if mask.any():
         rows = table.select(list(columns))
         computed = compute(rows if mask.all() else rows.filter(pa.array(mask)))
         for name, values in computed.items():
-            out[name] = scatter(out.get(name, pa.nulls(table.num_rows, types.get(name, pa.string()))), mask, values)
+            if name in out:
+                base = out[name]
+            elif name in table.column_names:
+                base = table.column(name).combine_chunks()
+            else:
+                raise KeyError(f"judge_active: {name!r} is neither in types nor a column of the table")
+            out[name] = scatter(base, mask, values)
     if "rejected_by" in out:
         rejected = pc.coalesce(table.column("rejected_by"), out.pop("rejected_by"))
         table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)

@@ -20,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from filters.base import Stage, scatter, set_column, active_mask
+from filters.base import Stage, judge_active
 
 TYPES = ("email", "ip", "phone")
 MODES = ("redact", "reject")
@@ -356,29 +356,22 @@ class PIIRedaction(Stage):
     # -- the stage contract --------------------------------------------------------------------------
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        mask = active_mask(table)
-        rows = np.flatnonzero(mask)
-        counts = {kind: pa.nulls(table.num_rows, pa.int64()) for kind in TYPES}
-        if len(rows):
-            column = table.column("text")
-            texts = pl.Series("text", column if len(rows) == table.num_rows else column.take(rows))
-            new, found = self.redact(texts)
-            for kind, values in found.items():
-                counts[kind] = scatter(counts[kind], mask, pa.array(values))
-            if self.mode == "redact":
-                text = scatter(column.combine_chunks(), mask, new.to_arrow())
-                table = table.set_column(table.schema.get_field_index("text"), "text", text)
-            else:
-                reasons = pa.nulls(table.num_rows, pa.string())
-                for kind in reversed(self.types):  # the first type found wins
-                    hit = np.zeros(table.num_rows, dtype=bool)
-                    hit[rows] = found[kind] > 0
-                    reasons = pc.if_else(pa.array(hit), pa.scalar(f"pii.{kind}"), reasons)
-                rejected = pc.coalesce(table.column("rejected_by"), reasons)
-                table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
-        for kind in TYPES:
-            table = set_column(table, ANNOTATIONS[kind], counts[kind])
-        return table
+        types = {ANNOTATIONS[kind]: pa.int64() for kind in TYPES}
+        if self.mode != "redact":
+            types["rejected_by"] = pa.string()
+        return judge_active(table, self._judge, types)
+
+    def _judge(self, rows: pa.Table) -> dict:
+        new, found = self.redact(pl.Series("text", rows.column("text")))
+        out = {ANNOTATIONS[kind]: pa.array(values) for kind, values in found.items()}
+        if self.mode == "redact":
+            out["text"] = new.to_arrow()
+        else:
+            reasons = pa.nulls(rows.num_rows, pa.string())
+            for kind in reversed(self.types):  # the first type found wins
+                reasons = pc.if_else(pa.array(np.asarray(found[kind]) > 0), pa.scalar(f"pii.{kind}"), reasons)
+            out["rejected_by"] = reasons
+        return out
 
 
 def _on(s: pl.Series, idx: pl.Series, fn) -> pl.Series:
