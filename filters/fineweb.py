@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from filters.base import LanguageAwareFilter, check_language_params
+from filters.gopher import spacy_en_word_counts
 from filters.text import (NON_WS, SPACELESS_CHAR, SPACY_LOWER, SPACY_PUNCT, SPACY_QUOTES, SPACY_QUOTES_CLASS, SPACY_UPPER,
                           char_class, literal, masked, spaceless_by_script)
 
@@ -93,6 +95,9 @@ class FineWebFilter(LanguageAwareFilter):
     median relative error is 0 and the 90th percentile 2.8%; it drifts on spaCy's special cases
     ("e.g.", "Mr.": one spaCy token, two here), chained infixes ("1-2-3") and URLs (one spaCy
     token). Only the threshold crossing matters: decisions agree with datatrove on 99.9%.
+    ``word_counter: spacy`` counts with gopher's exact spaCy-equivalent tokenizer instead
+    (``spacy_en_word_counts``: datatrove's count on every document, about 3.4x the regex's cost
+    for the documents that reach the rule); ``regex`` (default) keeps the cheaper estimate.
 
     **Space-less scripts.** Word counts mean nothing without spaces (spaCy's English tokenizer
     makes a whole Chinese clause one "word", so ``list_ratio`` would reject most Chinese prose). A
@@ -125,6 +130,7 @@ class FineWebFilter(LanguageAwareFilter):
     short_line_length: int = 30
     char_duplicates_ratio: float = 0.01
     new_line_ratio: float = 0.3
+    word_counter: str = "regex"
     word_languages: tuple[str, ...] | None = None
     spaceless_threshold: float | None = 0.5
 
@@ -142,6 +148,8 @@ class FineWebFilter(LanguageAwareFilter):
                 raise ValueError(f"stop_chars must be a list of non-empty strings, got {self.stop_chars!r}")
             object.__setattr__(self, "stop_chars", tuple(self.stop_chars))
         check_language_params(self)
+        if self.word_counter not in ("regex", "spacy"):
+            raise ValueError(f"word_counter must be 'regex' or 'spacy', got {self.word_counter!r}")
 
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
         frame = frame.with_columns(pl.col("text").fill_null("")).with_row_index("_doc")
@@ -186,6 +194,14 @@ class FineWebFilter(LanguageAwareFilter):
         spaceless = self.spaceless(text, frame.columns, by_script=pl.col("_by_script"))
         earlier = pl.any_horizontal([expr for _, expr in self._line_rules()])
         reaches = ~earlier & ~spaceless
+        if self.word_counter == "spacy":
+            rows = frame.select(reaches.fill_null(False)).to_series().arg_true()
+            values = pl.Series("_list_ratio", [None] * frame.height, dtype=pl.Float64)
+            if len(rows):
+                judged = frame.get_column("text").gather(rows)
+                words = np.maximum(spacy_en_word_counts(judged), 1)
+                values = values.scatter(rows, judged.str.count_matches("\n", literal=True).to_numpy() / words)
+            return frame.with_columns(values)
         ratio = newlines / word_count(text).clip(1).cast(pl.Float64)
         return frame.with_columns(masked(frame, reaches, ratio, None).cast(pl.Float64).alias("_list_ratio"))
 

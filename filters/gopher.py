@@ -463,6 +463,22 @@ def spacy_en_words(text: pl.Series) -> pl.DataFrame:
     return pl.DataFrame({"doc": pl.Series(word_doc, dtype=pl.UInt32), "word": _string_series(word_offsets, word_data)})
 
 
+def spacy_en_word_counts(text: pl.Series) -> np.ndarray:
+    """How many words ``spacy_en_words`` finds in each text (int64), without building the words:
+    the same chunks and tokenizer, counted (3-4x the cost of fineweb's regex estimate, a fifth
+    less than listing the words)."""
+    from filters import gopher_words as kernels
+
+    data, offsets = _utf8_buffers(text)
+    doc, start, stop, hashes, needs = kernels.chunk_spans(data, offsets, _class_table(), *_special_keys())
+    uid, first = kernels.distinct_spans(data, start, stop, hashes, needs)
+    tok_offsets, tok_data = kernels.gather_spans(data, start[first], stop[first])
+    _, _, per_chunk = _tokenize_compiled(tok_data, tok_offsets)
+    tokens = np.diff(per_chunk)
+    per_span = np.where(uid < 0, 1, tokens[np.maximum(uid, 0)] if len(tokens) else 1)
+    return np.bincount(doc, weights=per_span, minlength=len(text)).astype(np.int64)
+
+
 def _tokenize_compiled(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """spaCy's English tokenizer on whitespace-free chunks (a string column's bytes and offsets), as
     ``_tokenize_chunks`` does it, in compiled loops: the tokens' byte spans, and the offsets of each
