@@ -68,9 +68,9 @@ rules.
 from __future__ import annotations
 
 import base64
-import threading
 import zlib
 from dataclasses import dataclass
+import threading
 from functools import lru_cache
 from typing import ClassVar
 
@@ -78,7 +78,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from filters.base import RuleFilter
+from filters.base import RuleFilter, active_mask, scatter, set_column
 from filters.text import LINE_BREAK, PY_WHITESPACE, SPACELESS_CHAR, SPACY_PUNCT, SPACY_QUOTES
 
 # --- character classes ----------------------------------------------------------------------------
@@ -447,6 +447,12 @@ def spacy_en_words(text: pl.Series) -> pl.DataFrame:
     """The words of every document, as datatrove's ``split_into_words(text, "en")`` gives them
     (spaCy's blank English tokenizer, whitespace tokens dropped), in one long frame: ``doc`` (the row
     of ``text``, u32) and ``word``, in document then text order. Null text has no words."""
+    word_doc, word_offsets, word_data = _assembled_words(text)
+    return pl.DataFrame({"doc": pl.Series(word_doc, dtype=pl.UInt32), "word": _string_series(word_offsets, word_data)})
+
+
+def _assembled_words(text: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The compiled tokenizer's words: (document per word, byte offsets, bytes)."""
     from filters import gopher_words as kernels
 
     data, offsets = _utf8_buffers(text)
@@ -460,7 +466,14 @@ def spacy_en_words(text: pl.Series) -> pl.DataFrame:
     word_doc, word_offsets, word_data = kernels.assemble_words(
         data, doc, start, stop, uid, tok_data, tok_start, tok_stop, per_chunk
     )
-    return pl.DataFrame({"doc": pl.Series(word_doc, dtype=pl.UInt32), "word": _string_series(word_offsets, word_data)})
+    return word_doc, word_offsets, word_data
+
+
+def _words_arrow(text: pl.Series) -> tuple[np.ndarray, pa.LargeStringArray]:
+    """``spacy_en_words`` as (doc per word, the words as one Arrow string array over the
+    tokenizer's own buffers: no copy)."""
+    word_doc, word_offsets, word_data = _assembled_words(text)
+    return word_doc, pa.LargeStringArray.from_buffers(len(word_offsets) - 1, pa.py_buffer(word_offsets), pa.py_buffer(word_data))
 
 
 def spacy_en_word_counts(text: pl.Series) -> np.ndarray:
@@ -565,6 +578,14 @@ def _utf8_buffers(text: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return data, offsets
 
 
+def _arrow_string_buffers(arr: pa.LargeStringArray) -> tuple[np.ndarray, np.ndarray]:
+    """A large_string array's UTF-8 bytes and offsets (one more than the rows), no copy."""
+    _, offsets, data = arr.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    return data, offsets
+
+
 def _string_series(offsets: np.ndarray, data: np.ndarray) -> pl.Series:
     arr = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
     return pl.Series(arr)
@@ -617,66 +638,90 @@ def _special_keys() -> tuple[np.ndarray, np.ndarray]:
     return _utf8_buffers(_special_table()[0])
 
 
-class _LastWords:
-    """The words of the last batch tokenized in this process, for the next stage that needs them.
-
-    ``gopher_quality`` and ``gopher_repetition`` run one after the other on the same worker and
-    split the same text into the same words; the second reuses the first's words for every
-    document whose text is unchanged (its rows may be a subset: the ones the first kept). A text
-    is matched by a 64-bit hash and its byte length; when any text of the batch has no match (a
-    stage in between rewrote it, or another batch came first) the batch is tokenized afresh."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._keys: pl.DataFrame | None = None  # h, n, doc of the last batch
-        self._words: pl.DataFrame | None = None  # doc, word
-        self._served: set[str] = set()  # the stages that had these words already
-
-    @staticmethod
-    def _keys_of(text: pl.Series) -> pl.DataFrame:
-        text = text.fill_null("")
-        return pl.DataFrame({"h": text.hash(seed=0x11D), "n": text.str.len_bytes()}).with_row_index("doc")
-
-    def words(self, text: pl.Series, stage: str) -> pl.DataFrame:
-        """The words of ``text`` (as ``spacy_en_words``) for ``stage``. Each stage is served the
-        last words at most once: a stage that meets the same batch twice (a rerun, a benchmark's
-        repeats) tokenizes it again, as it would any new batch."""
-        keys = self._keys_of(text)
-        with self._lock:
-            cached_keys, cached_words = self._keys, self._words
-            fresh_to_stage = stage not in self._served
-            self._served.add(stage)
-        if cached_keys is not None and fresh_to_stage:
-            found = keys.rename({"doc": "new"}).join(
-                cached_keys.unique(["h", "n"], keep="first", maintain_order=True), on=["h", "n"], how="left",
-                maintain_order="left",
-            )
-            if found.get_column("doc").null_count() == 0:
-                old = found.get_column("doc").to_numpy()
-                if len(old) == 0 or (old[1:] > old[:-1]).all():
-                    # A subset in the same order (the usual case: the rows the first stage kept):
-                    # take its words as they are, renumbered.
-                    renumber = np.full(cached_keys.height, -1, dtype=np.int64)
-                    renumber[old] = found.get_column("new").to_numpy()
-                    word_doc = renumber[cached_words.get_column("doc").to_numpy()]
-                    taken = word_doc >= 0
-                    return pl.DataFrame({
-                        "doc": pl.Series(word_doc[taken], dtype=pl.UInt32),
-                        "word": cached_words.get_column("word").filter(pl.Series(taken)),
-                    })
-                return (  # repeated texts or another order
-                    found.select("new", "doc")
-                    .join(cached_words.with_row_index("k"), on="doc", how="inner")
-                    .sort("new", "k")
-                    .select(pl.col("new").alias("doc"), "word")
-                )
-        words = spacy_en_words(text)
-        with self._lock:
-            self._keys, self._words, self._served = keys, words, {stage}
-        return words
+# The words a gopher stage tokenized travel to the next stage on the batch itself, in two
+# transient columns (``__`` prefix: never written to kept/, rejected/ or the part files):
+# ``__words`` (each judged row's words, as ``spacy_en_words`` splits its text) and ``__words_key``
+# (a 64-bit hash and the byte length of the text they came from). gopher_quality and
+# gopher_repetition read them for every row whose text is unchanged and tokenize only the rest (a
+# stage in between may rewrite text: c4, normalize, pii), then write them for their judged rows.
+WORDS_COLUMN = "__words"
+WORDS_KEY_COLUMN = "__words_key"
 
 
-_LAST_WORDS = _LastWords()
+def _text_keys(text: pl.Series) -> np.ndarray:
+    text = text.fill_null("")
+    with np.errstate(over="ignore"):
+        return text.hash(seed=0x11D).to_numpy() ^ (text.str.len_bytes().to_numpy().astype(np.uint64) * _HASH_MULTIPLIER)
+
+
+_CARRY = threading.local()  # the words handed in (``incoming``) and out (``outgoing``) for the batch being judged
+
+
+def _as_large_string(arr) -> pa.LargeStringArray:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())
+
+
+def batch_words(text: pl.Series) -> tuple[pl.DataFrame, pa.LargeStringArray]:
+    """The words of every row as (doc, word) in document then text order (and as an Arrow string
+    array, the same words): reused from the words
+    handed in with the batch where the row's text is unchanged (``__words_key`` matches), tokenized
+    otherwise; the words (as a list per row) and keys are handed on to the next stage."""
+    n = len(text)
+    keys = _text_keys(text)
+    incoming = getattr(_CARRY, "incoming", None)
+    have = np.zeros(n, dtype=bool)
+    if incoming is not None:
+        in_keys, in_words = incoming
+        have = (in_keys == keys) & in_words.is_valid().to_numpy(zero_copy_only=False)
+    docs, arrays = [], []
+    if have.any():
+        reused = in_words if have.all() else in_words.filter(pa.array(have))
+        docs.append(np.repeat(np.flatnonzero(have).astype(np.uint32), reused.value_lengths().fill_null(0).to_numpy()))
+        arrays.append(_as_large_string(reused.flatten()))
+    need = np.flatnonzero(~have)
+    if len(need):
+        doc, words = _words_arrow(text if len(need) == n else text.gather(need))
+        docs.append(need.astype(np.uint32)[doc] if len(need) < n else doc.astype(np.uint32))
+        arrays.append(words)
+    doc = np.concatenate(docs) if len(docs) > 1 else docs[0]
+    words = pa.concat_arrays(arrays) if len(arrays) > 1 else arrays[0]
+    if len(docs) > 1:
+        order = np.argsort(doc, kind="stable")
+        doc, words = doc[order], words.take(pa.array(order))
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    if not have.all():
+        np.cumsum(np.bincount(doc, minlength=n), out=offsets[1:])
+    # All reused: the batch already carries these words for these rows; nothing to hand on anew.
+    _CARRY.outgoing = None if have.all() else (keys, pa.LargeListArray.from_arrays(pa.array(offsets), words))
+    return pl.DataFrame({"doc": pl.Series(doc, dtype=pl.UInt32), "word": pl.Series(words)}), words
+
+
+def judge_carrying_words(stage: RuleFilter, table: pa.Table) -> pa.Table:
+    """``RuleFilter.__call__`` with the words handed in from the batch's ``__words`` columns (for
+    the rows judged) and the stage's own words written back to them."""
+    mask = active_mask(table)
+    _CARRY.incoming = None
+    _CARRY.outgoing = None
+    if mask.any() and WORDS_COLUMN in table.column_names and WORDS_KEY_COLUMN in table.column_names:
+        rows = pa.array(mask)
+        words, keys = table.column(WORDS_COLUMN), table.column(WORDS_KEY_COLUMN)
+        if not mask.all():
+            words, keys = words.filter(rows), keys.filter(rows)
+        words = words.combine_chunks() if isinstance(words, pa.ChunkedArray) else words
+        _CARRY.incoming = (keys.fill_null(0).to_numpy(), words)
+    try:
+        out = RuleFilter.__call__(stage, table)
+        outgoing = _CARRY.outgoing
+    finally:
+        _CARRY.incoming = _CARRY.outgoing = None
+    if outgoing is None:
+        return out
+    keys, words = outgoing
+    n = out.num_rows
+    return set_column(set_column(out, WORDS_COLUMN, scatter(pa.nulls(n, words.type), mask, words)),
+                      WORDS_KEY_COLUMN, scatter(pa.nulls(n, pa.uint64()), mask, pa.array(keys, pa.uint64())))
 
 
 # --- shared by both stages ----------------------------------------------------------------------
@@ -881,9 +926,9 @@ class GopherQualityFilter(RuleFilter):
 
         n = frame.height
         text = pl.col("text").fill_null("")
-        words = _LAST_WORDS.words(frame.get_column("text"), self.name)
+        words, words_arrow = batch_words(frame.get_column("text"))
         doc = words.get_column("doc").to_numpy()
-        word_data, word_offsets = _utf8_buffers(words.get_column("word"))
+        word_data, word_offsets = _arrow_string_buffers(words_arrow)
         # symbol words (punctuation only), their lengths, words with a letter: one compiled pass
         non_symbol, non_symbol_chars, alpha = kernels.word_counts(doc, word_offsets, word_data, _class_table(), n)
         is_stop = words.get_column("word").is_in(pl.Series(list(self.stop_words), dtype=pl.String).implode())
@@ -919,6 +964,9 @@ class GopherQualityFilter(RuleFilter):
             return pl.lit(True)
         lang = pl.col("lang")
         return _unknown(lang) | lang.is_in(list(self.stop_word_languages))
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return judge_carrying_words(self, table)
 
     def rules(self) -> list[tuple[str, pl.Expr]]:
         words, non_symbol = pl.col("_words"), pl.col("_non_symbol")
@@ -1105,7 +1153,7 @@ class GopherRepetitionFilter(RuleFilter):
             (pl.col("_lines") + empty_lines).alias("_lines"),
             (pl.col("_dup_lines") + (empty_lines - 1).clip(lower_bound=0)).alias("_dup_lines"),
         )
-        ngram_columns = self._ngram_chars(frame.get_column("text"), n_docs)
+        ngram_columns = self._ngram_chars(batch_words(frame.get_column("text"))[0], n_docs)
         return frame.with_columns(**{name: pl.Series(values) for name, values in ngram_columns.items()})
 
     @staticmethod
@@ -1133,7 +1181,7 @@ class GopherRepetitionFilter(RuleFilter):
             pl.Series(_scatter_counts(doc[repeat], n_docs, chars)),
         )
 
-    def _ngram_chars(self, text: pl.Series, n_docs: int) -> dict[str, np.ndarray]:
+    def _ngram_chars(self, words: pl.DataFrame, n_docs: int) -> dict[str, np.ndarray]:
         """Per document and n: the top n-gram characters and the duplicated n-gram characters.
 
         Only n-grams that occur twice or more in their document can be a duplicate or beat the
@@ -1144,7 +1192,6 @@ class GopherRepetitionFilter(RuleFilter):
             return {}
         from filters import gopher_words as kernels
 
-        words = _LAST_WORDS.words(text, self.name)
         doc = words.get_column("doc").to_numpy().astype(np.int64)
         lengths = words.get_column("word").str.len_chars().to_numpy().astype(np.int64)
         word_hash = words.get_column("word").hash(seed=0x5EED).to_numpy()
@@ -1176,6 +1223,9 @@ class GopherRepetitionFilter(RuleFilter):
                 chars = cum_chars[position + n] - cum_chars[position]
                 out[f"_dup_{n}"] = duplicated_ngram_chars(doc[position], gram, position, chars, n, n_docs)
         return out
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return judge_carrying_words(self, table)
 
     def rules(self) -> list[tuple[str, pl.Expr]]:
         chars = pl.col("_chars")

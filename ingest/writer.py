@@ -129,6 +129,8 @@ def write_batch(table: pa.Table, out: OutputDir, file_keys: dict[int, str], path
     """Write one processed batch: kept and rejected Parquet parts and an error fragment per input
     file in it; return one stats row per input file for the driver's account."""
     stats = []
+    # Transient columns (``__``: words one stage hands to the next) are not part of a document.
+    table = table.select([c for c in table.column_names if not c.startswith("__")])
     files = table.column("_file").to_numpy()
     for file_index in np.unique(files):
         group = table.filter(pa.array(files == file_index)) if len(np.unique(files)) > 1 else table
@@ -140,6 +142,8 @@ def write_intermediate(table: pa.Table, out: OutputDir, parts_dir: str, file_key
     """A segment boundary (before a global stage's reduce): every row, all columns, one part per
     input file in the batch; stats rows carry only the completion bookkeeping."""
     stats = []
+    # Transient columns (``__``: words one stage hands to the next) are not part of a document.
+    table = table.select([c for c in table.column_names if not c.startswith("__")])
     files = table.column("_file").to_numpy()
     for file_index in np.unique(files):
         group = table.filter(pa.array(files == file_index)) if len(np.unique(files)) > 1 else table
