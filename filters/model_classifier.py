@@ -31,7 +31,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from filters.base import Stage, scatter, set_column, active_mask
+from filters.base import Stage, judge_active
 
 DEVICES = ("auto", "cpu", "cuda")
 # Texts are cut to max_length x this many characters before tokenizing: a token spans at least one
@@ -188,21 +188,15 @@ class ModelClassifier(Stage):
         return out
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        mask = active_mask(table)
-        n = table.num_rows
-        reasons = pa.nulls(n, pa.string())
-        score_col = pa.nulls(n, pa.float32())
-        if mask.any():
-            text = table.column("text") if mask.all() else table.column("text").filter(pa.array(mask))
-            scores = self.score(text)
-            rt = self._runtime
-            judged = np.round(scores) if (rt["regression"] and self.round_score) else scores
-            low = judged < np.float32(rt["threshold"])
-            reasons = scatter(reasons, mask, pc.if_else(pa.array(low), pa.scalar(f"{self.name}.low_score"), pa.scalar(None, pa.string())))
-            score_col = scatter(score_col, mask, pa.array(scores, pa.float32()))
-        rejected = pc.coalesce(table.column("rejected_by"), reasons)
-        table = table.set_column(table.schema.get_field_index("rejected_by"), "rejected_by", rejected)
-        return set_column(table, "model_classifier_score", score_col)
+        return judge_active(table, self._judge, {"rejected_by": pa.string(), "model_classifier_score": pa.float32()})
+
+    def _judge(self, rows: pa.Table) -> dict:
+        scores = self.score(rows.column("text"))
+        rt = self._runtime
+        judged = np.round(scores) if (rt["regression"] and self.round_score) else scores
+        low = judged < np.float32(rt["threshold"])
+        return {"rejected_by": pc.if_else(pa.array(low), pa.scalar(f"{self.name}.low_score"), pa.scalar(None, pa.string())),
+                "model_classifier_score": pa.array(scores, pa.float32())}
 
 
 def _split_uri(uri: str) -> tuple[str, str]:

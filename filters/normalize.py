@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from filters.base import Stage, scatter, set_column, active_mask
+from filters.base import Stage, judge_active
 
 FORMS = ("NFC", "NFD", "NFKC", "NFKD")
 ENGINES = ("columnar", "ftfy")
@@ -339,14 +339,8 @@ class Normalize(Stage):
     # -- the stage contract --------------------------------------------------------------------------
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        mask = active_mask(table)
-        rows = np.flatnonzero(mask)
-        counts = pa.nulls(table.num_rows, pa.int64())
-        if len(rows):
-            column = table.column("text")
-            texts = pl.Series("text", column if len(rows) == table.num_rows else column.take(rows))
-            new, changed = self.normalize(texts)
-            text = scatter(column.combine_chunks(), mask, new.to_arrow())
-            counts = scatter(counts, mask, pa.array(changed))
-            table = table.set_column(table.schema.get_field_index("text"), "text", text)
-        return set_column(table, "normalize_chars_changed", counts)
+        return judge_active(table, self._judge, {"normalize_chars_changed": pa.int64()})
+
+    def _judge(self, rows: pa.Table) -> dict:
+        new, changed = self.normalize(pl.Series("text", rows.column("text")))
+        return {"text": new.to_arrow(), "normalize_chars_changed": pa.array(changed)}
