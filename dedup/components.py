@@ -294,7 +294,7 @@ def shingle_sets(offsets: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, n
 
 def _by_owner_then_hash(owner: np.ndarray, h: np.ndarray, docs: int) -> np.ndarray:
     """The order sorting by (owner, hash), ``owner`` in 0..docs-1. One argsort of one uint64 key,
-    the owner in the top bits and the hash's top bits below (~5x faster than ``lexsort``'s two
+    the owner in the top bits and the hash's top bits below (cheaper than ``lexsort``'s two
     passes); hashes equal in those top bits can stay out of order within an owner, which is
     checked for (it takes ~2^-40 odds per pair of a document's shingles), then ``lexsort``."""
     bits = max(1, int(docs).bit_length())

@@ -581,7 +581,7 @@ def minhash_signatures(
 
     ``kernel="compiled"`` (default; affine32 only, the default scheme): one loop over documents,
     shingles and permutations compiled by Numba, the running minimum kept in the output row: no
-    temporaries, ~2.4x the NumPy kernel. ``kernel="numpy"`` (and the other schemes): vectorised
+    temporaries (faster than the NumPy kernel: `python -m bench.dedup`). ``kernel="numpy"`` (and the other schemes): vectorised
     over the batch, the (num_perm x shingles) matrix built ``block`` shingles at a time (bounded
     memory: num_perm * block * itemsize, ~3.5 MB by default) and min-reduced per document with
     ``np.minimum.reduceat``; a document spanning blocks is combined across them. Both give the

@@ -96,8 +96,9 @@ class FineWebFilter(LanguageAwareFilter):
     ("e.g.", "Mr.": one spaCy token, two here), chained infixes ("1-2-3") and URLs (one spaCy
     token). Only the threshold crossing matters: decisions agree with datatrove on 99.9%.
     ``word_counter: spacy`` counts with gopher's exact spaCy-equivalent tokenizer instead
-    (``spacy_en_word_counts``: datatrove's count on every document, about 3.4x the regex's cost
-    for the documents that reach the rule); ``regex`` (default) keeps the cheaper estimate.
+    (``spacy_en_word_counts``: datatrove's count on every document, at a higher cost for the
+    documents that reach the rule; README has the figures); ``regex`` (default) keeps the cheaper
+    estimate. The ``fineweb`` recipe counts with ``spacy``.
 
     **Space-less scripts.** Word counts mean nothing without spaces (spaCy's English tokenizer
     makes a whole Chinese clause one "word", so ``list_ratio`` would reject most Chinese prose). A
