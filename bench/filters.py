@@ -26,15 +26,19 @@ from bench.harness import corpus_paths, peak_rss_mb
 QUALITY_CHAIN = ("gopher_quality", "gopher_repetition", "c4", "fineweb")
 
 
-def datatrove_filter(name: str):
+# Our stage -> the datatrove filter it reproduces (datatrove.pipeline.filters).
+DATATROVE_CLASSES = {
+    "gopher_quality": "GopherQualityFilter",
+    "gopher_repetition": "GopherRepetitionFilter",
+    "c4": "C4QualityFilter",
+    "fineweb": "FineWebQualityFilter",
+}
+
+
+def datatrove_filter(name: str, **kwargs):
     from datatrove.pipeline import filters as dt
 
-    return {
-        "gopher_quality": dt.GopherQualityFilter,
-        "gopher_repetition": dt.GopherRepetitionFilter,
-        "c4": dt.C4QualityFilter,
-        "fineweb": dt.FineWebQualityFilter,
-    }[name]()
+    return getattr(dt, DATATROVE_CLASSES[name])(**kwargs)
 
 
 def load_documents(paths: list[str], limit: int | None):

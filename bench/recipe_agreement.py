@@ -26,17 +26,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-# Our stage -> (datatrove filter class, its keyword arguments) for the recipe's parameters.
-DATATROVE_FILTERS = {
-    "gopher_repetition": ("GopherRepetitionFilter", {}),
-    "gopher_quality": ("GopherQualityFilter", {}),
-    "c4": ("C4QualityFilter", {}),
-    "fineweb": ("FineWebQualityFilter", {}),
-}
-# Our parameter -> datatrove's where the names differ; parameters not listed are passed as is.
-PARAM_NAMES = {"c4": {"filter_no_terminal_punct": "filter_no_terminal_punct"}}
-OURS_ONLY = {"spaceless_threshold", "word_languages", "word_rule_languages", "stop_word_languages"}
-
+from bench.filters import DATATROVE_CLASSES, datatrove_filter
 
 def chain_of(recipe_name: str, settings: list[str] | None = None) -> tuple[object, list]:
     """The recipe's langid stage and the stages after it up to the first global one."""
@@ -50,23 +40,22 @@ def chain_of(recipe_name: str, settings: list[str] | None = None) -> tuple[objec
     langid = stages[names.index("langid")]
     chain = []
     for stage in stages[names.index("langid") + 1:]:
-        if getattr(stage, "resolves_globally", False) or stage.name not in DATATROVE_FILTERS:
+        if getattr(stage, "resolves_globally", False) or stage.name not in DATATROVE_CLASSES:
             break
         chain.append(stage)
     return langid, chain
 
 
 def datatrove_chain(chain: list) -> list[tuple[str, object]]:
+    """Each stage's datatrove filter with the stage's parameters that datatrove also takes (the
+    recipe's choices, e.g. c4's ``filter_no_terminal_punct``); crawlsift-only ones are left out."""
     from datatrove.pipeline import filters
 
     out = []
     for stage in chain:
-        cls_name, kwargs = DATATROVE_FILTERS[stage.name]
-        params = {k: v for k, v in stage.params().items() if k not in OURS_ONLY}
-        theirs = {PARAM_NAMES.get(stage.name, {}).get(k, k): v for k, v in params.items()}
-        accepted = getattr(filters, cls_name).__init__.__code__.co_varnames
-        kwargs = {**kwargs, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in theirs.items() if k in accepted}}
-        out.append((stage.name, getattr(filters, cls_name)(**kwargs)))
+        accepted = getattr(filters, DATATROVE_CLASSES[stage.name]).__init__.__code__.co_varnames
+        kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in stage.params().items() if k in accepted}
+        out.append((stage.name, datatrove_filter(stage.name, **kwargs)))
     return out
 
 

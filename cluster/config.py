@@ -226,18 +226,15 @@ def _build_stages(specs, recipe: str | None = None) -> list[Stage]:
         where = f"{recipe}: {name}" if recipe else f"stages[{i}].{name}"
         stage = _dataclass_from(cls, _mapping(params, where), where)
         built.append(stage.for_plan() if hasattr(stage, "for_plan") else stage)
-        _warn_zero_thresholds(name, _mapping(params, where), where)
+        _warn_zero_thresholds(cls, _mapping(params, where), where)
     return built
 
 
-# Stages ported from datatrove filters that test a threshold with ``if self.x and ...``: there 0
-# turns the rule off; here 0 is a live threshold (null turns a rule off). A config ported from
-# datatrove would silently reject (or keep) everything.
-_ZERO_MEANS_OFF_IN_DATATROVE = {"gopher_quality", "gopher_repetition"}
-
-
-def _warn_zero_thresholds(name: str, params: dict, where: str) -> None:
-    if name not in _ZERO_MEANS_OFF_IN_DATATROVE:
+def _warn_zero_thresholds(cls, params: dict, where: str) -> None:
+    """A stage ported from a datatrove filter that reads 0 as "rule off" (``zero_disables_in_datatrove``):
+    here 0 is a live threshold (null turns a rule off), so a ported config would silently reject
+    (or keep) everything. One warning line per such parameter."""
+    if not getattr(cls, "zero_disables_in_datatrove", False):
         return
     for key, value in params.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0 and key != "spaceless_threshold":

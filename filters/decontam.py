@@ -85,29 +85,38 @@ class Decontaminate(Stage):
 
     def _judge(self, rows: pa.Table) -> dict:
         text = rows.column("text")
+        n = len(text)
         hashes, items, names, short = self._table()
-        matches = np.zeros(len(text), dtype=np.int64)
-        first: list[tuple[int, int, int] | None] = [None] * len(text)  # (item, n-gram length, position)
+        matches = np.zeros(n, dtype=np.int64)
+        # The first match of each document: its item, n-gram length and shingle position (-1: none).
+        first_item = np.full(n, -1, dtype=np.int64)
+        first_length = np.zeros(n, dtype=np.int64)
+        first_position = np.zeros(n, dtype=np.int64)
         for length, (table_h, table_items) in [(self.ngram, (hashes, items))] + sorted(short.items()):
             offsets, doc_h = shingle_hashes(text, length, True, strip_punctuation=True)
             if not len(table_h) or not len(doc_h):
                 continue
             at = np.minimum(np.searchsorted(table_h, doc_h), len(table_h) - 1)
-            hit = table_h[at] == doc_h
-            owner = np.repeat(np.arange(len(text)), np.diff(offsets))
-            np.add.at(matches, owner[hit], 1)
-            for pos in np.flatnonzero(hit):
-                d = owner[pos]
-                if first[d] is None:
-                    first[d] = (int(table_items[at[pos]]), length, int(pos - offsets[d]))
+            hits = np.flatnonzero(table_h[at] == doc_h)
+            owner = np.repeat(np.arange(n), np.diff(offsets))[hits]
+            matches += np.bincount(owner, minlength=n)
+            docs, earliest = np.unique(owner, return_index=True)  # hits are in text order
+            new = first_item[docs] < 0
+            docs, positions = docs[new], hits[earliest[new]]
+            first_item[docs] = table_items[at[positions]]
+            first_length[docs] = length
+            first_position[docs] = positions - offsets[docs]
         rejected = matches >= self.min_matches
-        where = [first[d] if rejected[d] else None for d in range(len(text))]
+        bench = np.full(n, None, dtype=object)
+        gram = np.full(n, None, dtype=object)
+        for d in np.flatnonzero(rejected & (first_item >= 0)):  # the rejected documents only
+            bench[d] = names[first_item[d]]
+            gram[d] = _ngram_text(text[int(d)].as_py(), int(first_length[d]), int(first_position[d]))
         return {
-            "rejected_by": pa.array(["decontam.overlap" if r else None for r in rejected], pa.string()),
+            "rejected_by": pc.if_else(pa.array(rejected), pa.scalar("decontam.overlap"), pa.scalar(None, pa.string())),
             "decontam_matches": pa.array(matches.astype(np.int32)),
-            "decontam_benchmark": pa.array([names[w[0]] if w else None for w in where], pa.string()),
-            "decontam_ngram": pa.array([_ngram_text(text[d].as_py(), w[1], w[2]) if w else None
-                                        for d, w in enumerate(where)], pa.string()),
+            "decontam_benchmark": pa.array(bench, pa.string()),
+            "decontam_ngram": pa.array(gram, pa.string()),
         }
 
 

@@ -566,15 +566,7 @@ def _kernel_tables():
 
 def _utf8_buffers(text: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """A string column's UTF-8 bytes and its offsets (one more than the rows; null is "")."""
-    arr = text.fill_null("").rechunk().to_arrow()
-    if arr.type != pa.large_string():
-        arr = arr.cast(pa.large_string())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    _, offsets, data = arr.buffers()
-    offsets = np.frombuffer(offsets, dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
-    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
-    return data, offsets
+    return _arrow_string_buffers(_as_large_string(text.fill_null("").rechunk().to_arrow()))
 
 
 def _arrow_string_buffers(arr: pa.LargeStringArray) -> tuple[np.ndarray, np.ndarray]:
@@ -866,6 +858,8 @@ class GopherQualityFilter(RuleFilter):
     """
 
     name: ClassVar[str] = "gopher_quality"
+    # datatrove tests these thresholds with ``if self.x and ...``: 0 turns a rule off there (config warns).
+    zero_disables_in_datatrove: ClassVar[bool] = True
     optional_columns: ClassVar[tuple[str, ...]] = ("lang",)
     annotation_types: ClassVar[dict[str, pa.DataType]] = {
         "gopher_quality_words": pa.int64(),
@@ -1091,6 +1085,7 @@ class GopherRepetitionFilter(RuleFilter):
     """
 
     name: ClassVar[str] = "gopher_repetition"
+    zero_disables_in_datatrove: ClassVar[bool] = True
 
     dup_line_frac: float | None = 0.3
     dup_para_frac: float | None = 0.3

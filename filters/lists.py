@@ -234,14 +234,8 @@ class URLFilter(_ListParams, Stage):
         return rules, {}
 
     def _domain_hit(self, hosts: pl.Series) -> pl.Series:
-        """The host or one of its parent domains is listed: strip one leading label at a time
-        (a handful of vectorized passes, as deep as the deepest listed domain allows)."""
-        hit = hosts.is_in(self._hosts.implode()).fill_null(False)
-        depth = int(hosts.str.count_matches(".", literal=True).max() or 0)
-        for labels_off in range(1, depth + 1):
-            parent = hosts.str.splitn(".", labels_off + 1).struct.field(f"field_{labels_off}")
-            hit = hit | parent.is_in(self._hosts.implode()).fill_null(False)
-        return hit
+        listed = self._hosts.implode()
+        return pl.Series(parent_domain_hit(hosts, lambda names: names.is_in(listed).fill_null(False).to_numpy()))
 
     def __call__(self, table: pa.Table) -> pa.Table:
         return _judge(self, table, "url", self.rules, {})
@@ -270,8 +264,8 @@ def _hash64(values: pl.Series) -> np.ndarray:
     return values.hash(seed=17).to_numpy()
 
 
-def _ut1() -> tuple[np.ndarray, np.ndarray, int]:
-    """(sorted hashes of the listed domains, sorted hashes of the listed URLs, deepest domain)."""
+def _ut1() -> tuple[np.ndarray, np.ndarray]:
+    """(sorted hashes of the listed domains, sorted hashes of the listed URLs)."""
     if "ut1" not in _BUNDLED:
         import tarfile
 
@@ -283,8 +277,7 @@ def _ut1() -> tuple[np.ndarray, np.ndarray, int]:
                 lists[name] = pl.Series(raw.decode("utf-8", "replace").split("\n")).str.strip_chars()
                 lists[name] = lists[name].filter(lists[name].str.len_bytes() > 0)
         domains = lists["domains"].str.to_lowercase().str.strip_chars_end(".")
-        depth = int(domains.str.count_matches(".", literal=True).max() or 0) + 1
-        _BUNDLED["ut1"] = (np.sort(_hash64(domains)), np.sort(_hash64(lists["urls"])), depth)
+        _BUNDLED["ut1"] = (np.sort(_hash64(domains)), np.sort(_hash64(lists["urls"])))
     return _BUNDLED["ut1"]
 
 
@@ -293,19 +286,23 @@ def _in_sorted(values: np.ndarray, table: np.ndarray) -> np.ndarray:
     return table[np.minimum(at, len(table) - 1)] == values
 
 
+def parent_domain_hit(hosts: pl.Series, listed) -> np.ndarray:
+    """Where the host or one of its parent domains is listed (``listed``: names -> bool array, null
+    names False): strip one leading label at a time, a vectorized pass per level."""
+    hit = listed(hosts)
+    depth = int(hosts.str.count_matches(".", literal=True).max() or 0)
+    for labels_off in range(1, depth + 1):
+        hit |= listed(hosts.str.splitn(".", labels_off + 1).struct.field(f"field_{labels_off}"))
+    return hit
+
+
 def _bundled_domain_hit(hosts: pl.Series) -> pl.Series:
-    domains, _, depth = _ut1()
-    valid = hosts.is_not_null().to_numpy()
-    hit = _in_sorted(_hash64(hosts), domains) & valid
-    most = min(depth, int(hosts.str.count_matches(".", literal=True).max() or 0))
-    for labels_off in range(1, most + 1):
-        parent = hosts.str.splitn(".", labels_off + 1).struct.field(f"field_{labels_off}")
-        hit |= _in_sorted(_hash64(parent), domains) & parent.is_not_null().to_numpy()
-    return pl.Series(hit)
+    domains, _ = _ut1()
+    return pl.Series(parent_domain_hit(hosts, lambda names: _in_sorted(_hash64(names), domains) & names.is_not_null().to_numpy()))
 
 
 def _bundled_url_hit(urls: pl.Series) -> pl.Series:
-    _, listed, _ = _ut1()
+    _, listed = _ut1()
     bare = urls.str.strip_chars().str.replace(r"^[A-Za-z][A-Za-z0-9+.\-]*://", "")
     return pl.Series(_in_sorted(_hash64(bare), listed) & bare.is_not_null().to_numpy())
 

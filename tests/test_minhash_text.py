@@ -95,11 +95,10 @@ def test_chinese_near_duplicates_are_found_with_character_shingles(chinese_pages
     assert (clusters(by_word, chinese_pages + edited)[n:] == np.arange(n)).mean() < 0.5
 
 
-def test_pairs_near_the_threshold(chinese_pages):
+def test_pairs_near_the_threshold():
     """14 bands x 8 rows: the S-curve's threshold is ~0.72; pairs well above are caught, well below are not."""
     stage = MinHashDedup()
     rng = random.Random(2)
-    base = [w for w in " ".join(chinese_pages[:3]).split() if w]
     words = [f"w{rng.randrange(10**9)}" for _ in range(600)]
     caught = {}
     for target in (0.95, 0.5):
@@ -109,7 +108,6 @@ def test_pairs_near_the_threshold(chinese_pages):
         caught[target] = (j, clusters(stage, [" ".join(words), " ".join(copy)])[1] == 0)
     assert caught[0.95][0] > 0.85 and caught[0.95][1]
     assert caught[0.5][0] < 0.5 and not caught[0.5][1]
-    assert base  # the fixture held real pages
 
 
 def test_shingle_sets_after_normalisation_match_the_map(chinese_pages):
