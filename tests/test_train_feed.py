@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from ingest.schema import batch_of
 from train.feed import Cursor, Packer, TokenizeDocuments, in_holdout
-from train.loop import cosine_with_warmup, plan_workers
+from train.loop import cosine_with_warmup, latest_checkpoint, plan_workers, write_checkpoint
 from train.models import TrainInputError
 
 TOKENIZER = None
@@ -124,6 +124,26 @@ def test_cosine_schedule_warms_up_then_decays_to_the_floor():
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     assert cosine_with_warmup(100, warmup=10, total=100, min_ratio=0.1) == pytest.approx(0.1)
+
+
+def test_a_checkpoint_caught_mid_copy_is_never_resumed_from(tmp_path):
+    """Ray copies a checkpoint into storage file by file; a kill mid-copy leaves a truncated file.
+    Only a checkpoint whose files all have the sizes its state.json recorded counts."""
+    torch = pytest.importorskip("torch")
+    root = tmp_path / "checkpoints" / "run"
+    for step in (4, 8, 12):
+        d = root / f"checkpoint_{step:06d}"
+        d.mkdir(parents=True)
+        write_checkpoint(str(d), model_state={"w": torch.full((64,), float(step))}, optimizer_state={},
+                         scheduler_state={}, state={"step": step})
+    assert latest_checkpoint(str(tmp_path / "checkpoints"))[1]["step"] == 12
+    weights = root / "checkpoint_000012" / "model.pt"
+    weights.write_bytes(weights.read_bytes()[:100])  # the weights were still being copied
+    state8 = root / "checkpoint_000008" / "state.json"
+    state8.write_text(state8.read_text()[:10])  # state.json itself half-written
+    found = latest_checkpoint(str(tmp_path / "checkpoints"))
+    assert found is not None and found[1]["step"] == 4
+    assert found[0].endswith("checkpoint_000004")
 
 
 def test_cursor_round_trips():

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from train.loop import latest_checkpoint
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -112,10 +114,10 @@ def test_sigkill_after_a_checkpoint_then_resume_ends_with_the_same_weights(refer
     deadline = time.time() + 240
     killed_at = None
     while time.time() < deadline and proc.poll() is None:
-        states = [json.loads(p.read_text()) for p in out.glob("checkpoints/*/checkpoint_*/state.json")]
-        if any(s["step"] >= 8 for s in states):
+        found = latest_checkpoint(str(out / "checkpoints"))  # Ray may be mid-copy: complete ones only
+        if found and found[1]["step"] >= 8:
             os.kill(proc.pid, signal.SIGKILL)
-            killed_at = max(s["step"] for s in states)
+            killed_at = found[1]["step"]
             break
         time.sleep(0.1)
     proc.wait(timeout=60)

@@ -187,8 +187,11 @@ def all_reduce(values: list[float], device, mean: bool = False) -> list[float]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Checkpoints: one directory per reported checkpoint; ``state.json`` is written last, so a
-# directory without it is incomplete and never resumed from.
+# Checkpoints: one directory per reported checkpoint; ``state.json`` is written last and records
+# the byte size of every other file. Ray copies a reported directory into storage file by file,
+# in no fixed order, so a process killed mid-copy can leave a readable ``state.json`` beside a
+# truncated ``model.pt`` (or a truncated ``state.json``): a directory counts as complete only
+# when ``state.json`` parses and every file it names has the size it recorded.
 
 STATE_FILE = "state.json"
 WEIGHTS_FILE = "model.pt"
@@ -201,8 +204,26 @@ def write_checkpoint(directory: str, *, model_state: dict, optimizer_state: dict
 
     torch.save(model_state, os.path.join(directory, WEIGHTS_FILE))
     torch.save({"optimizer": optimizer_state, "scheduler": scheduler_state}, os.path.join(directory, OPTIMIZER_FILE))
+    sizes = {name: os.path.getsize(os.path.join(directory, name)) for name in (WEIGHTS_FILE, OPTIMIZER_FILE)}
     with open(os.path.join(directory, STATE_FILE), "w") as f:
-        json.dump(state, f)
+        json.dump({**state, "file_sizes": sizes}, f)
+
+
+def _complete_state(raw: bytes, size_of) -> dict | None:
+    """The parsed state when the checkpoint it describes is complete (see above), else None.
+    ``size_of(name)`` is the size of a sibling file, or None when it is missing."""
+    try:
+        state = json.loads(raw)
+    except ValueError:
+        return None
+    sizes = state.get("file_sizes") or {}
+    # A checkpoint from before sizes were recorded: the files must at least exist.
+    expected = {name: sizes.get(name) for name in (WEIGHTS_FILE, OPTIMIZER_FILE)}
+    for name, want in expected.items():
+        have = size_of(name)
+        if have is None or (want is not None and have != want):
+            return None
+    return state
 
 
 def read_checkpoint(directory: str) -> tuple[dict, dict, dict]:
@@ -220,12 +241,17 @@ def latest_checkpoint(checkpoint_root: str) -> tuple[str, dict] | None:
     best = None
     for state_path in glob.glob(os.path.join(checkpoint_root, "*", "checkpoint_*", STATE_FILE)):
         d = os.path.dirname(state_path)
-        if not all(os.path.isfile(os.path.join(d, f)) for f in (WEIGHTS_FILE, OPTIMIZER_FILE)):
-            continue
+
+        def size_of(name, d=d):
+            p = os.path.join(d, name)
+            return os.path.getsize(p) if os.path.isfile(p) else None
+
         try:
-            with open(state_path) as f:
-                state = json.load(f)
-        except ValueError:
+            raw = Path(state_path).read_bytes()
+        except OSError:
+            continue
+        state = _complete_state(raw, size_of)
+        if state is None:
             continue
         if best is None or state["step"] > best[1]["step"]:
             best = (d, state)
@@ -420,16 +446,16 @@ def latest_checkpoint_in(run: RunDir) -> tuple[str, dict] | None:
 
     root = run.remote_path("checkpoints")
     infos = run.fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
-    names = {i.path for i in infos if i.type == pafs.FileType.File}
+    sizes = {i.path: i.size for i in infos if i.type == pafs.FileType.File}
     best = None
-    for path in names:
+    for path in sizes:
         if not path.endswith("/" + STATE_FILE):
             continue
         d = path.rsplit("/", 1)[0]
-        if not all(f"{d}/{f}" in names for f in (WEIGHTS_FILE, OPTIMIZER_FILE)):
-            continue
         with run.fs.open_input_stream(path) as f:
-            state = json.loads(f.read())
+            state = _complete_state(f.read(), lambda name, d=d: sizes.get(f"{d}/{name}"))
+        if state is None:
+            continue
         if best is None or state["step"] > best[1]["step"]:
             best = (d, state)
     return best
