@@ -30,7 +30,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fix-min-prob", type=float, default=0.0, metavar="P",
                    help="fix only flagged rows whose suggested label has probability >= P (default 0: every flag)")
     p.add_argument("--folds", type=int, default=5, help="K of the K-fold cross-validation (default 5)")
-    p.add_argument("--model", choices=MODELS, default="linear", help="the out-of-fold model (default linear; linear+e5 ranks label issues best and needs crawlsift[e5])")
+    p.add_argument("--model", choices=MODELS, default="linear", help="the out-of-fold model (default linear; linear+e5 ranks label issues best and needs crawlsift[e5]; finetune fine-tunes the encoder per fold, for a GPU)")
+    p.add_argument("--encoder", metavar="DIR",
+                   help="a local Hugging Face encoder for --model encoder / finetune (default: the bundled MiniLM; "
+                        "e.g. the model/ that crawlsift train classifier wrote)")
+    p.add_argument("--finetune-epochs", type=int, default=3, metavar="N", help="--model finetune: epochs per fold (default 3)")
     p.add_argument("--rule", choices=RULES, default="prune_by_noise_rate", help="cleanlab's filter_by (default prune_by_noise_rate)")
     p.add_argument("--score", choices=SCORES, default="self_confidence", help="cleanlab's label-quality score")
     p.add_argument("--label-map", metavar="JSON", help='rename labels, e.g. \'{"Narrative": "NA"}\'')

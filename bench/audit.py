@@ -2,7 +2,7 @@
 TurkuNLP register data (../shared/data/multilingual/turkunlp_register, all ten languages, main
 registers, hybrid rows dropped: 2,430 documents, 9 classes), and how fast it runs.
 
-    python -m bench.audit [--sections noise,clean,leak,speed,crawl] [--speed-rows 10000,100000]
+    python -m bench.audit [--sections noise,clean,leak,speed,crawl,finetune] [--speed-rows 10000,100000]
                           [--speed-model linear+e5]
 
 * noise: flip a seeded 5%, 10%, 20% of labels (each to a uniformly drawn other class); for each,
@@ -12,6 +12,8 @@ registers, hybrid rows dropped: 2,430 documents, 9 classes), and how fast it run
   every model (linear, fastText, their mean, the frozen MiniLM encoder, linear+encoder, the frozen
   multilingual-e5-small, linear+e5) at every rate, and
   at 10% every model under each cleanlab rule and score (``models_at_10pct``);
+* finetune (not in the default sections: K fine-tunes, ~30 minutes on 2 CPU cores): ``--model
+  finetune`` at 10% flips beside the linear model on the same folds;
 * clean: a classifier (the linear model) trained on the 20%-noise pool and on its cleaned versions
   (each ``--fix`` / ``--fix-scope`` / ``--fix-min-prob`` rule), macro-F1 on the same untouched
   held-out 20% (true labels); the rule chosen by cross-validation inside the pool; three seeds;
@@ -149,6 +151,30 @@ def noise_section(texts, y, classes, shares=(0.05, 0.10, 0.20)) -> tuple[dict, d
     out["embed_seconds"] = round(cache.get("embed_s", 0.0), 1)
     out["e5_embed_seconds"] = round(cache.get("e5_s", 0.0), 1)
     return out, models
+
+
+def finetune_section(texts, y, classes, share: float = 0.10) -> dict:
+    """``--model finetune`` (K fine-tunes of the trainer's MiniLM, the costly model) at one flip rate,
+    beside the linear model and their mean on the same flips and folds as the noise section."""
+    import torch
+
+    from audit.noise import NoiseConfig, _folds, confident_learning, finetune_oof, hashed_features, linear_oof
+
+    c = NoiseConfig(progress=True)
+    noisy, truth = flip(y, share, len(classes), seed=int(share * 100))
+    folds = _folds(noisy, c.folds, c.seed)
+    start = time.perf_counter()
+    ft = finetune_oof(texts, noisy, len(classes), c, folds)
+    ft_s = time.perf_counter() - start
+    lin = linear_oof(hashed_features(texts, c), noisy, len(classes), c, folds)
+    out = {"flipped": int(truth.sum()), "device": "cuda" if torch.cuda.is_available() else f"cpu ({__import__('os').cpu_count()} cores)",
+           "epochs": c.finetune_epochs, "max_tokens": c.finetune_max_tokens, "finetune_seconds": round(ft_s, 1)}
+    for name, p in (("finetune", ft), ("linear+finetune", (lin + ft) / 2), ("linear", lin)):
+        r = confident_learning(noisy, p, c)
+        out[name] = {"audit": scores(truth, r.is_label_issue, r.label_quality), "baseline": baseline(noisy, p, truth),
+                     "oof_accuracy_vs_true": round(float((r.suggested == y).mean()), 3)}
+        print(f"finetune {share:.0%} {name}: {json.dumps(out[name])}", flush=True)
+    return out
 
 
 # The cleaning rules compared: (name, --fix, --fix-scope, --fix-min-prob).
@@ -430,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in sections:
         if name == "noise":
             results["noise"], results["models_at_10pct"] = noise_section(texts, y, classes)
+        elif name == "finetune":
+            results["finetune_10pct"] = finetune_section(texts, y, classes)
         elif name == "clean":
             results["clean"] = clean_section(texts, y, classes)
         elif name == "leak":

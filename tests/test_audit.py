@@ -171,12 +171,12 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys):
 LINGUA = SHARED_DATA / "multilingual" / "lingua_sentences"
 
 
-@pytest.fixture(scope="module", params=["encoder", "linear+e5"])
+@pytest.fixture(scope="module", params=["encoder", "linear+e5", pytest.param("finetune", marks=pytest.mark.slow)])
 def encoder_run(request, tmp_path_factory):
-    """``crawlsift audit --model encoder`` (the bundled MiniLM) and ``--model linear+e5`` (the
-    bundled multilingual-e5-small beside the linear model) end to end on a tiny real set with
-    planted flips: 160 web sentences, label = their language (en, de, fr, es; 40 each), 16 labels
-    flipped."""
+    """``crawlsift audit --model encoder`` (the bundled MiniLM, frozen), ``--model linear+e5`` (the
+    bundled multilingual-e5-small beside the linear model) and ``--model finetune`` (MiniLM
+    fine-tuned per fold with Ray Train: slow) end to end on a tiny real set with planted flips:
+    160 web sentences, label = their language (en, de, fr, es; 40 each), 16 labels flipped."""
     from audit.cli import main
 
     rng = np.random.default_rng(3)
@@ -189,8 +189,10 @@ def encoder_run(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("audit-encoder")
     path = _write(tmp / "lang.jsonl", rows)
     out = tmp / "out"
+    # 128 rows a fold: the fine-tune needs more than the default 3 epochs (24 steps) to learn anything.
+    extra = ["--finetune-epochs", "8"] if request.param == "finetune" else []
     rc = main(["--input", path, "--label-field", "label", "--id-field", "id", "--model", request.param, "--no-langid",
-               "--output", str(out), "--write-clean", str(tmp / "clean"), "--quiet"])
+               "--output", str(out), "--write-clean", str(tmp / "clean"), "--quiet", *extra])
     assert rc == 0
     return rows, out, tmp / "clean", request.param
 
@@ -229,6 +231,19 @@ def test_e5_without_its_package_is_one_line_and_exit_2(tmp_path, capsys, monkeyp
                "--output", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "crawlsift[e5]" in err[0], err
+    assert not out.exists()
+
+
+def test_an_encoder_dir_without_a_model_is_one_line_and_exit_2(tmp_path, capsys):
+    from audit.cli import main
+
+    rows = [{"text": f"document number {i} about things", "label": "ab"[i % 2]} for i in range(20)]
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    rc = main(["--input", _write(tmp_path / "in.jsonl", rows), "--label-field", "label", "--model", "finetune",
+               "--encoder", str(tmp_path / "empty"), "--output", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("crawlsift: error: --encoder ") and "config.json" in err[0], err
     assert not out.exists()
 
 

@@ -203,6 +203,14 @@ class TokenizeForClassifier:
 
 
 def train_classifier(c: ClassifierConfig, *, prepared: PreparedClassifier | None = None) -> dict:
+    """Fine-tune, save ``model/`` and ``report.json``; returns the evaluation report."""
+    return fit_classifier(c, prepared=prepared)[0]
+
+
+def fit_classifier(c: ClassifierConfig, *, prepared: PreparedClassifier | None = None) -> tuple[dict, np.ndarray | None]:
+    """``train_classifier`` that also returns the eval rows' class probabilities, (eval rows,
+    classes) in the eval table's order (None for regression): what the audit's per-fold
+    fine-tune needs."""
     import ray
     import ray.data
     from ray.train import DataConfig, RunConfig, ScalingConfig
@@ -250,7 +258,8 @@ def train_classifier(c: ClassifierConfig, *, prepared: PreparedClassifier | None
     report = evaluation_report(p, predictions)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     (out / "predictions.json").unlink()
-    return report
+    probabilities = np.array(predictions["probabilities"]) if "probabilities" in predictions else None
+    return report, probabilities
 
 
 def evaluation_report(p: PreparedClassifier, predictions: dict) -> dict:
@@ -407,7 +416,9 @@ def classifier_worker(config: dict) -> None:
         if cfg["regression"]:
             predictions = {"scores": [float(s[0]) for s in scores]}
         else:
-            predictions = {"classes": [int(np.argmax(s)) for s in scores]}
+            probabilities = [np.exp(s - s.max()) / np.exp(s - s.max()).sum() for s in scores]
+            predictions = {"classes": [int(np.argmax(s)) for s in scores],
+                           "probabilities": [p.astype(float).tolist() for p in probabilities]}
         model_dir = out_dir / "model"
         model.save_pretrained(str(model_dir), safe_serialization=True)
         tokenizer.save_pretrained(str(model_dir))
