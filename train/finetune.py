@@ -221,8 +221,9 @@ def fit_classifier(c: ClassifierConfig, *, prepared: PreparedClassifier | None =
     p = prepared or prepare_classifier(c)
     if not ray.is_initialized():
         ray.init(include_dashboard=False, logging_level="ERROR", logging_config=ray.LoggingConfig(log_level="ERROR"))
-    from train.lm import cluster_shape
+    from train.lm import cluster_shape, quiet_data_progress
 
+    quiet_data_progress()
     plan = plan_workers(c.workers, c.device, feed_cpus=c.feed_cpus, **cluster_shape())
     out = Path(c.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
