@@ -47,10 +47,7 @@ class AuditConfig:
         if a.encoder:
             from train.models import check_model_dir
 
-            try:
-                check_model_dir(a.encoder, kind="encoder")
-            except ValueError as exc:
-                raise AuditInputError(str(exc).replace("--model", "--encoder", 1)) from None
+            check_model_dir(a.encoder, kind="encoder", flag="--encoder")
         if a.finetune_epochs < 1:
             raise AuditInputError(f"--finetune-epochs {a.finetune_epochs}: needs at least 1")
         return cls(

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -48,6 +49,11 @@ RESULTS = ROOT / "bench" / "results" / "audit.json"
 FINCORE = {"Narrative": "NA", "Info-Persuasion": "IP", "D-Informational": "IN", "Opinion": "OP", "How-to": "HI",
            "Discussion": "ID"}
 SPEC = dict(label_field="label", label_pattern="[A-Z][A-Za-z-]*", multi_label="drop", label_map=FINCORE)
+
+
+def write_results(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def register():
@@ -167,7 +173,7 @@ def finetune_section(texts, y, classes, share: float = 0.10) -> dict:
     ft = finetune_oof(texts, noisy, len(classes), c, folds)
     ft_s = time.perf_counter() - start
     lin = linear_oof(hashed_features(texts, c), noisy, len(classes), c, folds)
-    out = {"flipped": int(truth.sum()), "device": "cuda" if torch.cuda.is_available() else f"cpu ({__import__('os').cpu_count()} cores)",
+    out = {"flipped": int(truth.sum()), "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
            "epochs": c.finetune_epochs, "max_tokens": c.finetune_max_tokens, "finetune_seconds": round(ft_s, 1)}
     for name, p in (("finetune", ft), ("linear+finetune", (lin + ft) / 2), ("linear", lin)):
         r = confident_learning(noisy, p, c)
@@ -327,7 +333,7 @@ def speed_inputs(texts, classes_idx, classes, rows: int, path: Path) -> None:
 def speed_section(texts, y, classes, sizes, model: str = "linear") -> dict:
     """Keyed by row count (the default model) or "ROWS MODEL"."""
     out = {"note": "rows beyond the 2,430 real documents are repeats with ~10% of words dropped at random",
-           "machine": f"{__import__('os').cpu_count()} CPUs, shared"}
+           "machine": f"{os.cpu_count()} CPUs, shared"}
     for rows in sizes:
         with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
             path = Path(tmp) / "in.parquet"
@@ -469,8 +475,7 @@ def main(argv: list[str] | None = None) -> int:
             results["speed"] = {**results.get("speed", {}),
                                 **speed_section(texts, y, classes, [int(s) for s in args.speed_rows.split(",")],
                                                   args.speed_model)}
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        write_results(RESULTS, results)
     print(f"-> {RESULTS} (this process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
     return 0
 

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     from dataclasses import replace
 
     from audit.noise import NoiseConfig, _folds, confident_learning, e5_embeddings, encoder_oof, hashed_features, linear_oof
-    from bench.audit import flip, register, scores
+    from bench.audit import flip, register, scores, write_results
 
     texts, y, classes = register()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -53,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "accuracy_vs_true": round(float((probs.argmax(1) == y).mean()), 3)}
                     print(f"  {key}: {json.dumps(row[key])}", flush=True)
         results[str(max_chars)] = row
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        write_results(RESULTS, results)
     print(f"-> {RESULTS}")
     return 0
 

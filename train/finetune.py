@@ -417,9 +417,10 @@ def classifier_worker(config: dict) -> None:
         if cfg["regression"]:
             predictions = {"scores": [float(s[0]) for s in scores]}
         else:
-            probabilities = [np.exp(s - s.max()) / np.exp(s - s.max()).sum() for s in scores]
-            predictions = {"classes": [int(np.argmax(s)) for s in scores],
-                           "probabilities": [p.astype(float).tolist() for p in probabilities]}
+            logits = np.stack(scores).astype(np.float64)
+            exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+            predictions = {"classes": logits.argmax(axis=1).tolist(),
+                           "probabilities": (exp / exp.sum(axis=1, keepdims=True)).tolist()}
         model_dir = out_dir / "model"
         model.save_pretrained(str(model_dir), safe_serialization=True)
         tokenizer.save_pretrained(str(model_dir))

@@ -64,27 +64,28 @@ def llama_config(arch: str, vocab_size: int, context: int, eos_id: int, bos_id: 
     )
 
 
-def check_model_dir(path: str, kind: str = "causal") -> dict:
-    """The config.json of a local HF checkpoint directory, or TrainInputError naming what is missing."""
+def check_model_dir(path: str, kind: str = "causal", flag: str = "--model") -> dict:
+    """The config.json of a local HF checkpoint directory, or TrainInputError naming ``flag`` and what
+    is missing."""
     p = Path(path)
     if not p.is_dir():
-        raise TrainInputError(f"--model {path}: not a directory")
+        raise TrainInputError(f"{flag} {path}: not a directory")
     cfg_file = p / "config.json"
     if not cfg_file.is_file():
-        raise TrainInputError(f"--model {path}: not a Hugging Face model directory (no config.json)")
+        raise TrainInputError(f"{flag} {path}: not a Hugging Face model directory (no config.json)")
     try:
         cfg = json.loads(cfg_file.read_text())
     except ValueError:
-        raise TrainInputError(f"--model {path}: config.json is not valid JSON") from None
+        raise TrainInputError(f"{flag} {path}: config.json is not valid JSON") from None
     if not any((p / name).is_file() for name in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                                                   "pytorch_model.bin.index.json")):
-        raise TrainInputError(f"--model {path}: no weights (model.safetensors or pytorch_model.bin)")
+        raise TrainInputError(f"{flag} {path}: no weights (model.safetensors or pytorch_model.bin)")
     if "model_type" not in cfg:
-        raise TrainInputError(f"--model {path}: config.json has no model_type")
+        raise TrainInputError(f"{flag} {path}: config.json has no model_type")
     if kind == "causal":
         archs = cfg.get("architectures") or []
         if archs and not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
-            raise TrainInputError(f"--model {path}: a {archs[0]}, not a causal LM")
+            raise TrainInputError(f"{flag} {path}: a {archs[0]}, not a causal LM")
     return cfg
 
 
